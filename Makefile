@@ -1,0 +1,52 @@
+# socket-labs: `make` builds every lab and leaves its programs in its folder.
+#
+# A lab folder labs/NN-NAME gets ./server and ./client from the Cargo
+# binaries NAME-server and NAME-client, and ./server-c and ./client-c from
+# its C twins server.c and client.c.
+
+CARGO  ?= cargo
+CC     ?= cc
+CFLAGS ?= -Wall -Wextra -Werror -O2
+
+LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
+C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
+C_BINS := $(C_SRCS:.c=-c)
+
+.PHONY: all rust c test fmt-check clippy cargo-test clean help
+
+all: rust c ## build everything (release) and copy the programs into the lab folders
+	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
+	@echo "next: cd labs/01-echo && ./server   (and ./client in another terminal)"
+
+rust:
+	$(CARGO) build --release --bins
+	@for lab in $(LABS); do \
+	  name=$${lab#labs/[0-9][0-9]-}; \
+	  for prog in server client; do \
+	    bin=target/release/$$name-$$prog; \
+	    if [ -f "$$bin" ]; then cp -f "$$bin" "$$lab/$$prog"; fi; \
+	  done; \
+	done
+
+c: $(C_BINS)
+
+labs/%-c: labs/%.c
+	$(CC) $(CFLAGS) -o $@ $<
+
+test: fmt-check clippy c cargo-test ## every check CI runs
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+cargo-test:
+	$(CARGO) test
+
+clean: ## remove build output and the programs copied into the lab folders
+	$(CARGO) clean
+	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c)
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12

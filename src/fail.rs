@@ -1,0 +1,108 @@
+//! Error reporting: `call ADDR: reason` on stderr, as perror(3) would say it.
+//!
+//! A program that cannot go on says which call failed, on what, and why, and
+//! exits 1. Nothing here panics: printing to a closed stdout or stderr is
+//! ignored rather than turned into a panic as `println!` would.
+
+use std::fmt::{self, Display};
+use std::io::Write;
+use std::process;
+
+use nix::errno::Errno;
+
+/// Prints a log line on stdout and flushes it, so the line is seen as the
+/// event happens even when stdout is a pipe. A closed stdout is ignored: a
+/// server keeps serving when nobody reads its log.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::fail::print_out(format_args!($($arg)*)) };
+}
+
+/// Prints a line on stderr, for errors a program survives.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::fail::print_err(format_args!($($arg)*)) };
+}
+
+#[doc(hidden)]
+pub fn print_out(args: fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{args}");
+    let _ = out.flush();
+}
+
+#[doc(hidden)]
+pub fn print_err(args: fmt::Arguments) {
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// The strerror(3) text of an error: `Connection refused`, without Rust's
+/// `(os error 111)` or nix's `ECONNREFUSED: ` prefix.
+pub fn reason(err: &dyn Reason) -> String {
+    err.text()
+}
+
+/// Errors that have a strerror(3)-style text.
+pub trait Reason {
+    fn text(&self) -> String;
+}
+
+impl Reason for Errno {
+    fn text(&self) -> String {
+        self.desc().to_string()
+    }
+}
+
+impl Reason for std::io::Error {
+    fn text(&self) -> String {
+        match self.raw_os_error() {
+            Some(code) => Errno::from_raw(code).desc().to_string(),
+            None => {
+                // std's resolver errors read "failed to lookup address
+                // information: Name or service not known": keep the reason.
+                let text = self.to_string();
+                match text.split_once(": ") {
+                    Some((_, why)) => why.to_string(),
+                    None => text,
+                }
+            }
+        }
+    }
+}
+
+/// Prints `call ADDR: reason` on stderr and exits 1.
+pub fn die(call: &str, addr: impl Display, err: &dyn Reason) -> ! {
+    warn!("{call} {addr}: {}", err.text());
+    process::exit(1)
+}
+
+/// `result.or_die("bind", addr)`: the value, or `bind ADDR: reason` and exit 1.
+/// The C twin's `if (bind(...) < 0) { perror(...); exit(1); }`.
+pub trait OrDie<T> {
+    fn or_die(self, call: &str, addr: impl Display) -> T;
+}
+
+impl<T, E: Reason> OrDie<T> for Result<T, E> {
+    fn or_die(self, call: &str, addr: impl Display) -> T {
+        match self {
+            Ok(value) => value,
+            Err(err) => die(call, addr, &err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_like_strerror() {
+        assert_eq!(reason(&Errno::EADDRINUSE), "Address already in use");
+        let io = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(reason(&io), "Connection refused");
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(reason(&lookup), "Name or service not known");
+    }
+}

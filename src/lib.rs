@@ -1,0 +1,16 @@
+//! What the labs share and what is not the lesson.
+//!
+//! The socket calls themselves are written out in every lab, at the call
+//! site, as in the C originals. This library holds the rest: reading the
+//! command line, reporting errors, framing lines across `read(2)` calls and
+//! the write-all loop (Stevens' `writen`).
+
+pub mod cli;
+pub mod fail;
+pub mod io;
+pub mod lines;
+
+pub use cli::{Cli, DEFAULT_HOST, DEFAULT_PORT};
+pub use fail::{OrDie, die, reason};
+pub use io::write_all;
+pub use lines::{Line, LineReader};
