@@ -1,0 +1,237 @@
+//! Test harness: runs the built programs and talks to them over real sockets.
+//!
+//! A server is started on port 0; its first line, `listening on ADDR:PORT`,
+//! says where it is. Its log lines are events the tests wait for (with a
+//! bound), never a sleep. Every wait is bounded: a hung program fails the
+//! test instead of hanging the suite.
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long to wait for something that should happen at once. Generous: the
+/// suite runs on a loaded 2-core machine, and only a failing test waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Where to connect: the address it listens on (0.0.0.0 and :: become loopback).
+    pub addr: SocketAddr,
+    out: Receiver<String>,
+    err: Receiver<String>,
+    /// Every stdout line seen so far, for assertions and failure messages.
+    pub log: Vec<String>,
+}
+
+impl Server {
+    /// Starts `bin` with `args` and waits for its `listening on` line.
+    pub fn start(bin: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let out = lines_of(child.stdout.take().expect("stdout is piped"));
+        let err = lines_of(child.stderr.take().expect("stderr is piped"));
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            out,
+            err,
+            log: Vec::new(),
+        };
+        let first = server.expect("listening on ");
+        let listening: SocketAddr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the first line must be the readiness line, not {first:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("bad readiness line {first:?}: {e}"));
+        server.addr = match listening.ip() {
+            ip if ip == Ipv4Addr::UNSPECIFIED => {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, listening.port()))
+            }
+            ip if ip == Ipv6Addr::UNSPECIFIED => {
+                SocketAddr::from((Ipv6Addr::LOCALHOST, listening.port()))
+            }
+            _ => listening,
+        };
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Waits for a stdout line that contains `part` and returns it.
+    pub fn expect(&mut self, part: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(part) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line with {part:?} in {PATIENCE:?}; saw {:?}", self.log)
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "server ended before printing {part:?}; stdout {:?}, stderr {:?}",
+                    self.log,
+                    self.stderr_now()
+                ),
+            }
+        }
+    }
+
+    /// The stdout lines printed so far, without waiting.
+    pub fn log_now(&mut self) -> &[String] {
+        self.log.extend(self.out.try_iter());
+        &self.log
+    }
+
+    /// Waits for a stderr line that contains `part` and returns it.
+    pub fn expect_err(&mut self, part: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(line) if line.contains(part) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no stderr line with {part:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    fn stderr_now(&self) -> Vec<String> {
+        self.err.try_iter().collect()
+    }
+
+    /// Connects a client socket to the server.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, PATIENCE)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.addr));
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(PATIENCE))
+            .expect("set write timeout");
+        stream
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// What a finished program printed.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Runs `bin` with `args`, `input` on its stdin, and waits (bounded) for it to end.
+pub fn run(bin: &str, args: &[&str], input: &[u8]) -> Run {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input); // the program may exit without reading it all
+    });
+    let pid = child.id();
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("wait for the program"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{bin} {args:?} did not end within {PATIENCE:?}");
+        }
+    };
+    let _ = feeder.join();
+    let run = Run {
+        status: output.status,
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+        "{bin} panicked: {}",
+        run.stderr
+    );
+    run
+}
+
+/// Sends `line` and reads back exactly as many bytes.
+pub fn echo(stream: &mut TcpStream, line: &[u8]) -> Vec<u8> {
+    stream.write_all(line).expect("send");
+    let mut back = vec![0; line.len()];
+    stream.read_exact(&mut back).expect("read the echo");
+    back
+}
+
+/// Deterministic bytes that are not text: every value 0..=255 appears.
+pub fn binary_payload(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
