@@ -119,7 +119,7 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv6Addr};
 
     fn cli(args: &[&str]) -> Cli {
         Cli::from_args("usage", args.iter().map(|a| a.to_string()).collect())
@@ -131,7 +131,7 @@ mod tests {
         assert!(c.flag("--no-reap"));
         assert!(!c.flag("--verbose"));
         let ip: Option<IpAddr> = c.value("--bind", "ADDR");
-        assert_eq!(ip, Some("::1".parse().unwrap()));
+        assert_eq!(ip, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         assert_eq!(c.port(), Some(0));
         assert_eq!(c.port(), None);
         c.finish();
