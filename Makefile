@@ -2,7 +2,8 @@
 #
 # A lab folder labs/NN-NAME gets ./server and ./client from the Cargo
 # binaries NAME-server and NAME-client, and ./server-c and ./client-c from
-# its C twins server.c and client.c.
+# its C twins server.c and client.c. A lab without a client of its own gets
+# lab 01's echo client.
 
 CARGO  ?= cargo
 CC     ?= cc
@@ -24,6 +25,7 @@ rust:
 	  name=$${lab#labs/[0-9][0-9]-}; \
 	  for prog in server client; do \
 	    bin=target/release/$$name-$$prog; \
+	    [ -f "$$bin" ] || [ $$prog != client ] || bin=target/release/echo-client; \
 	    if [ -f "$$bin" ]; then cp -f "$$bin" "$$lab/$$prog"; fi; \
 	  done; \
 	done

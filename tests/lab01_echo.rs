@@ -8,7 +8,9 @@ use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
-use common::{PATIENCE, Server, binary_payload, echo, run};
+use common::{
+    PATIENCE, Server, binary_payload, check_server_arguments, check_usage_error, echo, run,
+};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket, sockopt,
 };
@@ -227,56 +229,23 @@ fn the_client_reports_a_server_that_closes() {
 }
 
 #[test]
-fn help_prints_usage_and_exits_0() {
-    for (bin, name) in [(SERVER, "server"), (CLIENT, "client")] {
-        let out = run(bin, &["--help"], b"");
-        assert_eq!(out.code(), Some(0));
-        assert!(
-            out.stdout_text().starts_with(&format!("usage: {name} ")),
-            "{}",
-            out.stdout_text()
-        );
-        assert!(out.stderr.is_empty());
-    }
+fn the_server_shares_the_common_interface() {
+    check_server_arguments(SERVER);
+    check_usage_error(SERVER, &["--write-timeout", "soon"], "invalid SECS 'soon'");
 }
 
 #[test]
-fn bad_arguments_print_usage_and_exit_2() {
-    let cases: &[(&str, &[&str], &str)] = &[
-        (SERVER, &["abc"], "invalid PORT 'abc'"),
-        (SERVER, &["70000"], "invalid PORT '70000'"),
-        (SERVER, &["-1"], "unknown option '-1'"),
-        (SERVER, &["--bogus"], "unknown option '--bogus'"),
-        (SERVER, &["4242", "4243"], "unexpected argument '4243'"),
-        (SERVER, &["--bind"], "--bind needs a value"),
-        (SERVER, &["--bind", "nowhere"], "invalid ADDR 'nowhere'"),
-        (SERVER, &["--write-timeout", "soon"], "invalid SECS 'soon'"),
-        (CLIENT, &["127.0.0.1", "port"], "invalid PORT 'port'"),
-        (CLIENT, &["127.0.0.1", "99999"], "invalid PORT '99999'"),
-        (
-            CLIENT,
-            &["127.0.0.1", "4242", "extra"],
-            "unexpected argument 'extra'",
-        ),
-    ];
-    for (bin, args, message) in cases {
-        let out = run(bin, args, b"");
-        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.starts_with(message), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("usage: "), "{args:?}: {}", out.stderr);
-        assert!(out.stdout.is_empty());
-    }
-}
-
-#[test]
-fn a_port_in_use_is_reported_and_exits_1() {
-    let server = start();
-    let port = server.port().to_string();
-    let out = run(SERVER, &[&port, "--bind", "127.0.0.1"], b"");
-    assert_eq!(out.code(), Some(1));
-    assert_eq!(
-        out.stderr,
-        format!("bind 127.0.0.1:{port}: Address already in use\n")
+fn the_client_checks_its_arguments() {
+    let out = run(CLIENT, &["--help"], b"");
+    assert_eq!(out.code(), Some(0));
+    assert!(out.stdout_text().starts_with("usage: client "));
+    assert!(out.stderr.is_empty());
+    check_usage_error(CLIENT, &["127.0.0.1", "port"], "invalid PORT 'port'");
+    check_usage_error(CLIENT, &["127.0.0.1", "99999"], "invalid PORT '99999'");
+    check_usage_error(
+        CLIENT,
+        &["127.0.0.1", "4242", "extra"],
+        "unexpected argument 'extra'",
     );
 }
 

@@ -235,3 +235,48 @@ pub fn binary_payload(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The interface every lab's server shares (CONVENTIONS.md): `--help` on
+/// stdout with exit 0, bad arguments with exit 2 and the usage on stderr, and
+/// a port in use reported as `bind ADDR: reason` with exit 1.
+pub fn check_server_arguments(bin: &str) {
+    let out = run(bin, &["--help"], b"");
+    assert_eq!(out.code(), Some(0), "--help: {}", out.stderr);
+    assert!(
+        out.stdout_text().starts_with("usage: server "),
+        "--help: {}",
+        out.stdout_text()
+    );
+    assert!(out.stderr.is_empty(), "--help: {}", out.stderr);
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["abc"], "invalid PORT 'abc'"),
+        (&["70000"], "invalid PORT '70000'"),
+        (&["-1"], "unknown option '-1'"),
+        (&["--bogus"], "unknown option '--bogus'"),
+        (&["4242", "4243"], "unexpected argument '4243'"),
+        (&["--bind"], "--bind needs a value"),
+        (&["--bind", "nowhere"], "invalid ADDR 'nowhere'"),
+    ];
+    for (args, message) in cases {
+        check_usage_error(bin, args, message);
+    }
+
+    let server = Server::start(bin, &["0", "--bind", "127.0.0.1"]);
+    let port = server.port().to_string();
+    let out = run(bin, &[&port, "--bind", "127.0.0.1"], b"");
+    assert_eq!(out.code(), Some(1), "port in use: {}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!("bind 127.0.0.1:{port}: Address already in use\n")
+    );
+}
+
+/// `bin args` must exit 2 with `message` and the usage on stderr, nothing on stdout.
+pub fn check_usage_error(bin: &str, args: &[&str], message: &str) {
+    let out = run(bin, args, b"");
+    assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+    assert!(out.stderr.starts_with(message), "{args:?}: {}", out.stderr);
+    assert!(out.stderr.contains("usage: "), "{args:?}: {}", out.stderr);
+    assert!(out.stdout.is_empty(), "{args:?}: stdout not empty");
+}
