@@ -3,17 +3,15 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
 use common::{
-    PATIENCE, Server, binary_payload, check_server_arguments, check_usage_error, echo, run,
+    PATIENCE, Server, binary_payload, check_server_arguments, check_usage_error, echo, reset, run,
 };
-use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket, sockopt,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_echo-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
@@ -132,17 +130,6 @@ fn a_second_client_waits_in_the_backlog_until_the_first_leaves() {
     let mut back = [0u8; 7];
     second.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"second\n");
-}
-
-/// Closes `stream` with a RST instead of a FIN: SO_LINGER with a zero
-/// timeout makes close(2) abort the connection (socket(7)).
-fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    setsockopt(&stream, sockopt::Linger, &linger).unwrap();
-    drop(stream);
 }
 
 #[test]

@@ -70,6 +70,11 @@ impl Server {
         self.addr.port()
     }
 
+    /// The server's process id, for /proc and signals.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// Waits for a stdout line that contains `part` and returns it.
     pub fn expect(&mut self, part: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
@@ -129,6 +134,19 @@ impl Server {
             .set_write_timeout(Some(PATIENCE))
             .expect("set write timeout");
         stream
+    }
+
+    /// Waits (bounded) for the server to exit by itself and returns its status.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Ok(None) => panic!("the server did not exit within {PATIENCE:?}"),
+                Err(e) => panic!("wait: {e}"),
+            }
+        }
     }
 
     /// Whether the process is still running.
@@ -279,4 +297,16 @@ pub fn check_usage_error(bin: &str, args: &[&str], message: &str) {
     assert!(out.stderr.starts_with(message), "{args:?}: {}", out.stderr);
     assert!(out.stderr.contains("usage: "), "{args:?}: {}", out.stderr);
     assert!(out.stdout.is_empty(), "{args:?}: stdout not empty");
+}
+
+/// Closes `stream` with a RST instead of a FIN: SO_LINGER with a zero
+/// timeout makes close(2) abort the connection (socket(7)).
+pub fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &linger)
+        .expect("setsockopt SO_LINGER");
+    drop(stream);
 }

@@ -1,0 +1,183 @@
+//! Lab 02: the forking echo server, driven over real sockets; its children
+//! are read from /proc.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Server, check_server_arguments, echo, reset};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_fork-server");
+
+fn start(extra: &[&str]) -> Server {
+    let mut args = vec!["0", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    Server::start(SERVER, &args)
+}
+
+/// The state letter (R, S, Z...) of every child of `parent`, from /proc/PID/stat.
+fn children_states(parent: i32) -> Vec<(i32, char)> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // it ended while we looked
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split(' ');
+        let state = fields.next().and_then(|s| s.chars().next());
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(state), Some(ppid)) = (state, ppid)
+            && ppid == parent
+        {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+fn zombies(parent: i32) -> usize {
+    children_states(parent)
+        .iter()
+        .filter(|(_, s)| *s == 'Z')
+        .count()
+}
+
+/// The pid of the child serving `client`, from its `[pid N] serving ADDR` line.
+fn child_of(server: &mut Server, client: &TcpStream) -> i32 {
+    let addr = client.local_addr().expect("client address");
+    let line = server.expect(&format!(" serving {addr}"));
+    line.strip_prefix("[pid ")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
+#[test]
+fn fifty_clients_are_served_at_once_and_all_are_reaped() {
+    let mut server = start(&[]);
+    let mut clients: Vec<TcpStream> = (0..50).map(|_| server.connect()).collect();
+    // Every client gets its echo while all 50 stay connected: impossible
+    // for lab 01's iterative server, which serves one at a time.
+    for (i, client) in clients.iter_mut().enumerate() {
+        let line = format!("client {i}\n");
+        assert_eq!(echo(client, line.as_bytes()), line.as_bytes());
+    }
+    let serving = children_states(server.pid()).len();
+    assert_eq!(serving, 50, "one child per client");
+
+    drop(clients);
+    for _ in 0..50 {
+        server.expect(" exited (status 0)");
+    }
+    assert_eq!(
+        zombies(server.pid()),
+        0,
+        "{:?}",
+        children_states(server.pid())
+    );
+    assert!(children_states(server.pid()).is_empty());
+}
+
+#[test]
+fn without_reaping_children_stay_zombies() {
+    let mut server = start(&["--no-reap"]);
+    for _ in 0..3 {
+        let mut client = server.connect();
+        assert_eq!(echo(&mut client, b"hi\n"), b"hi\n");
+        drop(client);
+        server.expect(" disconnected");
+    }
+    // Nothing announces that a child has become a zombie: look, bounded.
+    let deadline = Instant::now() + PATIENCE;
+    while zombies(server.pid()) < 3 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        zombies(server.pid()),
+        3,
+        "{:?}",
+        children_states(server.pid())
+    );
+    assert!(!server.log_now().iter().any(|l| l.contains("exited")));
+}
+
+#[test]
+fn a_killed_child_is_reported_and_disturbs_nobody() {
+    let mut server = start(&[]);
+    let mut first = server.connect();
+    let victim = server.connect();
+    let mut last = server.connect();
+    let victim_pid = child_of(&mut server, &victim);
+
+    kill(Pid::from_raw(victim_pid), Signal::SIGKILL).expect("kill the child");
+    server.expect(&format!("child {victim_pid} killed by SIGKILL"));
+
+    // The victim's connection ends (the kernel closes a dead process's sockets).
+    let mut victim = victim;
+    let mut buf = [0u8; 1];
+    assert_eq!(victim.read(&mut buf).expect("EOF from the dead child"), 0);
+    // The others, and new clients, are still served.
+    assert_eq!(echo(&mut first, b"one\n"), b"one\n");
+    assert_eq!(echo(&mut last, b"three\n"), b"three\n");
+    let mut next = server.connect();
+    assert_eq!(echo(&mut next, b"four\n"), b"four\n");
+    assert!(server.is_running());
+}
+
+#[test]
+fn sigterm_stops_the_parent_but_children_finish_their_clients() {
+    let mut server = start(&[]);
+    let mut client = server.connect();
+    assert_eq!(echo(&mut client, b"before\n"), b"before\n");
+
+    kill(Pid::from_raw(server.pid()), Signal::SIGTERM).expect("signal the server");
+    server.expect("shutting down; 1 children still serving");
+    let status = server.wait();
+    assert_eq!(status.code(), Some(0));
+
+    // The orphaned child still serves its client, then exits.
+    assert_eq!(echo(&mut client, b"after\n"), b"after\n");
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).expect("EOF from the child");
+    assert!(rest.is_empty());
+    // And the port is free for a new server: no child kept the listener.
+    let port = server.port().to_string();
+    let again = Server::start(SERVER, &[&port, "--bind", "127.0.0.1"]);
+    let mut client = again.connect();
+    assert_eq!(echo(&mut client, b"new\n"), b"new\n");
+}
+
+#[test]
+fn a_reset_does_not_disturb_the_server() {
+    let mut server = start(&[]);
+    let mut client = server.connect();
+    client.write_all(b"unread echo\n").expect("write");
+    let pid = child_of(&mut server, &client);
+    reset(client);
+    server.expect(&format!("child {pid} exited"));
+    let mut next = server.connect();
+    assert_eq!(echo(&mut next, b"next\n"), b"next\n");
+}
+
+#[test]
+fn the_server_shares_the_common_interface() {
+    check_server_arguments(SERVER);
+}
