@@ -1,0 +1,161 @@
+//! Lab 04: the client that polls the keyboard and the socket at once.
+//!
+//! connect → loop { poll(stdin, socket) → stdin readable: read, queue for
+//! the server → socket writable: write what is queued → socket readable:
+//! print it }. What the server sends shows up at once, even while the user
+//! types nothing: lab 01's client noticed only after the next line.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, Shutdown, SockFlag, SockType, SockaddrStorage, connect, shutdown, socket,
+};
+use nix::unistd::{isatty, read, write};
+use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, OrDie, die, warn, write_all};
+
+const USAGE: &str = "\
+usage: client [HOST] [PORT]
+
+Lab 04: client that waits on stdin and the socket at once with poll(). What
+you type goes to the server; what the server sends is printed as it arrives.
+At the end of stdin (Ctrl-D) it half-closes the connection, prints what the
+server still sends, and exits.
+
+  HOST    server name or address (default 127.0.0.1; localhost and IPv6 such as ::1 work)
+  PORT    server port (default 4242)
+  --help  print this help
+";
+
+/// Stdin is read only while less than this waits to go to the server: a
+/// server that stops reading cannot make the client's memory grow.
+const MAX_QUEUED: usize = 64 * 1024;
+
+fn main() {
+    let mut cli = Cli::new(USAGE);
+    let host: String = cli
+        .positional("HOST")
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
+    let port = cli.port().unwrap_or(DEFAULT_PORT);
+    cli.finish();
+
+    // nix has no getaddrinfo(3): std's resolver turns the name into
+    // addresses; every socket call after it is nix.
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .or_die("getaddrinfo", &host)
+        .collect();
+    let mut connected: Option<(OwnedFd, SocketAddr)> = None;
+    let mut last_error = Errno::EADDRNOTAVAIL;
+    let mut last_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for addr in addrs {
+        let domain = match addr {
+            SocketAddr::V4(_) => AddressFamily::Inet,
+            SocketAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let sock = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
+        match connect(sock.as_raw_fd(), &SockaddrStorage::from(addr)) {
+            Ok(()) => {
+                connected = Some((sock, addr));
+                break;
+            }
+            Err(err) => (last_error, last_addr) = (err, addr),
+        }
+    }
+    let Some((sock, server)) = connected else {
+        die("connect", last_addr, &last_error)
+    };
+    // A blocking write(2) of more than the socket buffer holds would wait
+    // for the server to read, and meanwhile nobody reads what the server
+    // sends: both sides stuck. Non-blocking, write(2) takes what fits and
+    // poll(2) says when more will (fcntl(2), O_NONBLOCK).
+    let flags = fcntl(&sock, FcntlArg::F_GETFL).or_die("fcntl", server);
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&sock, FcntlArg::F_SETFL(flags)).or_die("fcntl", server);
+
+    // stdin is read with read(2) on fd 0, never through std's buffered
+    // Stdin: bytes hidden in a user-space buffer are invisible to poll(2).
+    let stdin = std::io::stdin();
+    if isatty(&stdin).unwrap_or(false) {
+        warn!("connected to {server}; type lines, Ctrl-D to end");
+    }
+
+    let mut queued: Vec<u8> = Vec::with_capacity(MAX_QUEUED);
+    let mut stdin_open = true;
+    let mut shut_down = false;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let (stdin_ready, sock_readable, sock_writable) = {
+            let mut stdin_events = PollFlags::empty();
+            if stdin_open && queued.len() < MAX_QUEUED {
+                stdin_events |= PollFlags::POLLIN;
+            }
+            let mut sock_events = PollFlags::POLLIN;
+            if !queued.is_empty() {
+                sock_events |= PollFlags::POLLOUT;
+            }
+            let mut fds = [
+                PollFd::new(stdin.as_fd(), stdin_events),
+                PollFd::new(sock.as_fd(), sock_events),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(err) => die("poll", server, &err),
+            }
+            // POLLHUP and POLLERR come whether asked for or not (poll(2)):
+            // the read or write that follows reports what happened.
+            let stdin_revents = fds[0].revents().unwrap_or(PollFlags::empty());
+            let sock_revents = fds[1].revents().unwrap_or(PollFlags::empty());
+            let gone = PollFlags::POLLHUP | PollFlags::POLLERR;
+            (
+                stdin_revents.intersects(PollFlags::POLLIN | gone),
+                sock_revents.intersects(PollFlags::POLLIN | gone),
+                sock_revents.intersects(PollFlags::POLLOUT | gone),
+            )
+        };
+
+        if sock_readable {
+            match read(&sock, &mut buf) {
+                Ok(0) if shut_down => return, // the server answered our FIN with its own
+                Ok(0) => {
+                    warn!("server {server} closed the connection");
+                    std::process::exit(1);
+                }
+                Ok(n) => write_all(std::io::stdout(), &buf[..n]).or_die("write", "stdout"),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(err) => die("read", server, &err),
+            }
+        }
+
+        if stdin_ready {
+            let room = (MAX_QUEUED - queued.len()).min(buf.len());
+            match read(&stdin, &mut buf[..room]) {
+                Ok(0) => stdin_open = false,
+                Ok(n) => queued.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => {}
+                Err(err) => die("read", "stdin", &err),
+            }
+        }
+
+        if sock_writable && !queued.is_empty() {
+            match write(&sock, &queued) {
+                Ok(n) => {
+                    queued.drain(..n);
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(err) => die("write", server, &err),
+            }
+        }
+
+        // End of stdin and everything sent: shutdown(2) tells the server
+        // "no more" but keeps reading what it still sends.
+        if !stdin_open && queued.is_empty() && !shut_down {
+            shutdown(sock.as_raw_fd(), Shutdown::Write).or_die("shutdown", server);
+            shut_down = true;
+        }
+    }
+}
