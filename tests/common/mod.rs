@@ -310,3 +310,53 @@ pub fn reset(stream: TcpStream) {
         .expect("setsockopt SO_LINGER");
     drop(stream);
 }
+
+impl Server {
+    /// The stderr lines printed so far and not yet seen by `expect_err`,
+    /// without waiting.
+    pub fn errors_now(&mut self) -> Vec<String> {
+        self.stderr_now()
+    }
+}
+
+/// Raises this process's soft limit on open files (the programs it starts
+/// inherit it) so that `wanted` descriptors fit; false if the hard limit is lower.
+pub fn allow_descriptors(wanted: u64) -> bool {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return false;
+    };
+    if soft >= wanted {
+        return true;
+    }
+    hard >= wanted && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok()
+}
+
+/// The resident memory of process `pid` in KiB (VmRSS in /proc/PID/status).
+pub fn resident_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// The CPU time process `pid` has used, user and system, in clock ticks
+/// (utime + stime in /proc/PID/stat): a server that spins shows it here.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // "pid (comm) state ...": comm may hold spaces and parentheses.
+    let after = &stat[stat.rfind(')').expect("comm in /proc/PID/stat") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
+}
+
+/// The descriptors process `pid` has open (the entries of /proc/PID/fd).
+pub fn open_descriptors(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
