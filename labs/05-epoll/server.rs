@@ -1,0 +1,303 @@
+//! Lab 05: the echo server on epoll, optionally in several worker processes.
+//!
+//! socket → setsockopt(SO_REUSEADDR [, SO_REUSEPORT]) → bind → listen →
+//! epoll_create1 → epoll_ctl(ADD listener) → loop { epoll_wait → accept the
+//! new clients and add them → read/write the ready ones, switching each
+//! one's interest between readable and writable }. The kernel keeps the
+//! list of descriptors we watch; each wait returns only the ready ones.
+
+use std::ffi::CString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::prctl;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
+    getsockname, listen, setsockopt, socket, sockopt,
+};
+use nix::sys::stat::Mode;
+use nix::unistd::{ForkResult, close, fork, getpid, read, write};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
+
+const USAGE: &str = "\
+usage: server [PORT] [--bind ADDR] [--workers N]
+
+Lab 05: echo server on epoll. One process serves tens of thousands of
+clients; with --workers, N processes share the port (SO_REUSEPORT).
+
+  PORT         port to listen on (default 4242; 0 = any free port)
+  --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
+  --workers N  worker processes, each with its own listening socket and epoll (default 1)
+  --help       print this help
+";
+
+/// While more than this waits to be sent to a client, the server stops
+/// reading from it (backpressure, as in labs 03 and 04).
+const MAX_PENDING: usize = 64 * 1024;
+/// The token of the listening socket; a client's token is its descriptor.
+const LISTENER: u64 = u64::MAX;
+
+struct Client {
+    fd: OwnedFd,
+    peer: SockaddrStorage,
+    pending: Vec<u8>,
+    eof: bool,
+    /// What epoll watches for this client now: changed only when needed,
+    /// each change being one epoll_ctl(2) call.
+    interest: EpollFlags,
+}
+
+fn main() {
+    let mut cli = Cli::new(USAGE);
+    let ip: IpAddr = cli
+        .value("--bind", "ADDR")
+        .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+    let workers: u32 = cli.value("--workers", "N").unwrap_or(1);
+    let port = cli.port().unwrap_or(DEFAULT_PORT);
+    if workers == 0 {
+        cli.usage_error("--workers must be at least 1");
+    }
+    cli.finish();
+
+    // Every client costs a descriptor: raise the soft limit to the hard one.
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_die("getrlimit", "RLIMIT_NOFILE");
+    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(err) => {
+            warn!("setrlimit RLIMIT_NOFILE: {}", reason(&err));
+            soft
+        }
+    };
+
+    let (mut listener, local) = open_listener(SocketAddr::new(ip, port), workers > 1);
+    log!("listening on {local}");
+    log!("descriptor limit {limit} (RLIMIT_NOFILE)");
+
+    // Workers 1..N are children; the parent is worker 0. Each child opens a
+    // listening socket of its own on the same port: with SO_REUSEPORT the
+    // kernel hashes each new connection to one of them (socket(7)).
+    let mut worker = 0;
+    for n in 1..workers {
+        // SAFETY: this process has a single thread, so the child may run
+        // any code after fork(2).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                worker = n;
+                // The parent's socket is worker 0's: connections the kernel
+                // hands to it must not wait for us.
+                if let Err(err) = close(listener) {
+                    warn!("close {local}: {}", reason(&err));
+                }
+                let port = local_port(&local);
+                (listener, _) = open_listener(SocketAddr::new(ip, port), true);
+                // A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG).
+                if let Err(err) = prctl::set_pdeathsig(Signal::SIGTERM) {
+                    warn!("prctl: {}", reason(&err));
+                }
+                if let Ok(name) = CString::new(format!("server:w{n}")) {
+                    let _ = prctl::set_name(&name); // cosmetic: `ps -o comm`
+                }
+                break;
+            }
+            Ok(ForkResult::Parent { .. }) => {}
+            Err(err) => die("fork", local, &err),
+        }
+    }
+    let tag = if workers > 1 {
+        log!("worker {worker} (pid {}) accepting on {local}", getpid());
+        format!("[worker {worker}] ")
+    } else {
+        String::new()
+    };
+
+    // epoll_create1(2): the kernel object that holds our interest list.
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).or_die("epoll_create1", local);
+    epoll
+        .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+        .or_die("epoll_ctl", local);
+
+    // See lab 04: a spare descriptor to close a connection when out of them.
+    let mut spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
+    let mut out_of_descriptors = false;
+
+    // Clients indexed by descriptor number, as a C server's array would be:
+    // the token epoll hands back is the index.
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    let mut events = vec![EpollEvent::empty(); 1024];
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        // Level-triggered (the default): a descriptor is reported as long as
+        // it is ready, so we may leave data unread and hear of it again.
+        let ready = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(err) => die("epoll_wait", local, &err),
+        };
+        for event in &events[..ready] {
+            if event.data() == LISTENER {
+                // Accept all that wait: one readiness may stand for many.
+                loop {
+                    let fd = match accept4(listener.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
+                        Ok(fd) => fd,
+                        Err(Errno::EAGAIN) => break,
+                        Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                        Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
+                            if !out_of_descriptors {
+                                warn!(
+                                    "{tag}accept {local}: {}; closing new connections until one frees",
+                                    reason(&err)
+                                );
+                                out_of_descriptors = true;
+                            }
+                            let Some(reserve) = spare.take() else { break };
+                            drop(reserve);
+                            let refused = accept4(listener.as_raw_fd(), SockFlag::empty());
+                            if let Ok(fd) = refused {
+                                // SAFETY: accept4(2) just returned it; we own it.
+                                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                            spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
+                            // EMFILE comes even with an empty backlog.
+                            if refused.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(err) => die("accept", local, &err),
+                    };
+                    // SAFETY: accept4(2) just returned this descriptor and
+                    // nothing else owns it.
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    out_of_descriptors = false;
+                    let peer: SockaddrStorage = match getpeername(fd.as_raw_fd()) {
+                        Ok(peer) => peer,
+                        Err(err) => {
+                            warn!("{tag}getpeername {local}: {}", reason(&err));
+                            continue;
+                        }
+                    };
+                    let index = fd.as_raw_fd() as usize;
+                    let interest = EpollFlags::EPOLLIN;
+                    if let Err(err) = epoll.add(&fd, EpollEvent::new(interest, index as u64)) {
+                        warn!("{tag}epoll_ctl {peer}: {}", reason(&err));
+                        continue;
+                    }
+                    log!("{tag}connection from {peer}");
+                    if clients.len() <= index {
+                        clients.resize_with(index + 1, || None);
+                    }
+                    clients[index] = Some(Client {
+                        fd,
+                        peer,
+                        pending: Vec::new(),
+                        eof: false,
+                        interest,
+                    });
+                }
+                continue;
+            }
+
+            let index = event.data() as usize;
+            let Some(client) = clients.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if serve(client, event.events(), &mut buf) {
+                let mut wanted = EpollFlags::empty();
+                if !client.eof && client.pending.len() < MAX_PENDING {
+                    wanted |= EpollFlags::EPOLLIN;
+                }
+                if !client.pending.is_empty() {
+                    wanted |= EpollFlags::EPOLLOUT;
+                }
+                if wanted != client.interest {
+                    let mut event = EpollEvent::new(wanted, index as u64);
+                    match epoll.modify(&client.fd, &mut event) {
+                        Ok(()) => client.interest = wanted,
+                        Err(err) => warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err)),
+                    }
+                }
+            } else if let Some(client) = clients[index].take() {
+                // close(2) would drop it from the interest list too, but only
+                // once no other descriptor refers to the socket (epoll(7)).
+                if let Err(err) = epoll.delete(&client.fd) {
+                    warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err));
+                }
+                log!("{tag}{} disconnected", client.peer);
+                if let Err(err) = close(client.fd) {
+                    warn!("{tag}close {}: {}", client.peer, reason(&err));
+                }
+            }
+        }
+    }
+}
+
+/// socket → setsockopt → bind → listen, as in every lab; with workers, plus
+/// SO_REUSEPORT so that each may bind a socket of its own to the same port.
+fn open_listener(addr: SocketAddr, reuse_port: bool) -> (OwnedFd, SockaddrStorage) {
+    let domain = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    // Non-blocking: we accept until EAGAIN, never waiting in accept(2).
+    let listener =
+        socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
+    setsockopt(&listener, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
+    // Only with workers: SO_REUSEPORT would also let a second server,
+    // started by mistake, share the port instead of failing with EADDRINUSE.
+    if reuse_port {
+        setsockopt(&listener, sockopt::ReusePort, &true).or_die("setsockopt", addr);
+    }
+    bind(listener.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
+    listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
+    let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
+    (listener, local)
+}
+
+fn local_port(addr: &SockaddrStorage) -> u16 {
+    match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+        (Some(v4), _) => v4.port(),
+        (_, Some(v6)) => v6.port(),
+        _ => 0,
+    }
+}
+
+/// Reads and writes what epoll reported for one client. Returns false when
+/// the client is gone and must be removed.
+fn serve(client: &mut Client, events: EpollFlags, buf: &mut [u8]) -> bool {
+    // EPOLLHUP and EPOLLERR come whether asked for or not (epoll_ctl(2)).
+    let trouble = EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+    if events.intersects(EpollFlags::EPOLLIN | trouble)
+        && !client.eof
+        && client.pending.len() < MAX_PENDING
+    {
+        match read(&client.fd, buf) {
+            Ok(0) => client.eof = true,
+            Ok(n) => client.pending.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(err) => {
+                warn!("read {}: {}", client.peer, reason(&err));
+                return false;
+            }
+        }
+    }
+    // Write at once: the socket buffer almost always has room, and if not,
+    // the interest switches to EPOLLOUT.
+    if !client.pending.is_empty() {
+        match write(&client.fd, &client.pending) {
+            Ok(n) => {
+                client.pending.drain(..n);
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(err) => {
+                warn!("write {}: {}", client.peer, reason(&err));
+                return false;
+            }
+        }
+    }
+    !(client.eof && client.pending.is_empty())
+}
