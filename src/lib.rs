@@ -3,11 +3,12 @@
 //! The socket calls themselves are written out in every lab, at the call
 //! site, as in the C originals. This library holds the rest: reading the
 //! command line, reporting errors, framing lines across `read(2)` calls and
-//! the write-all loop (Stevens' `writen`).
+//! the write-all loop (Stevens' `writen`), and the IRC message format of lab 07.
 
 pub mod cli;
 pub mod fail;
 pub mod io;
+pub mod irc;
 pub mod lines;
 
 pub use cli::{Cli, DEFAULT_HOST, DEFAULT_PORT};
