@@ -12,6 +12,8 @@ CFLAGS ?= -Wall -Wextra -Werror -O2
 LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
 C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
 C_BINS := $(C_SRCS:.c=-c)
+# A lab with a C server but no client of its own gets lab 01's client-c.
+C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
 .PHONY: all rust c test fmt-check clippy cargo-test clean help
 
@@ -30,10 +32,13 @@ rust:
 	  done; \
 	done
 
-c: $(C_BINS)
+c: $(C_BINS) $(C_CLIENTS) ## build the C twins (server-c, client-c), warnings as errors
 
 labs/%-c: labs/%.c
 	$(CC) $(CFLAGS) -o $@ $<
+
+$(C_CLIENTS): labs/01-echo/client-c
+	cp -f $< $@
 
 test: fmt-check clippy c cargo-test ## every check CI runs
 

@@ -1,4 +1,8 @@
 //! Lab 01: the iterative echo server and its client, driven over real sockets.
+//!
+//! Every test runs twice, with one body: against the Rust programs
+//! (`NAME::rust`) and against their C twins (`NAME::c`, labs/01-echo/server-c
+//! and client-c, built by `make c`): the C twins are checked, not assumed.
 
 mod common;
 
@@ -9,23 +13,57 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    PATIENCE, Server, binary_payload, check_server_arguments, check_usage_error, echo, reset, run,
+    PATIENCE, Server, Twin, binary_payload, c_twin, check_server_arguments,
+    check_twins_say_the_same, check_usage_error, echo, reset, run,
 };
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_echo-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
-
-fn start() -> Server {
-    Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
+/// Lab 01's two programs, in one implementation or the other.
+struct Echo {
+    server: String,
+    client: String,
 }
 
-#[test]
-fn the_client_echoes_piped_lines() {
-    let mut server = start();
+impl Echo {
+    fn of(twin: Twin) -> Echo {
+        match twin {
+            Twin::Rust => Echo {
+                server: env!("CARGO_BIN_EXE_echo-server").to_string(),
+                client: env!("CARGO_BIN_EXE_echo-client").to_string(),
+            },
+            Twin::C => Echo {
+                server: c_twin("01-echo", "server"),
+                client: c_twin("01-echo", "client"),
+            },
+        }
+    }
+
+    fn start(&self) -> Server {
+        Server::start(&self.server, &["0", "--bind", "127.0.0.1"])
+    }
+}
+
+crate::for_rust_and_c!(
+    the_client_echoes_piped_lines,
+    the_client_passes_long_lines_through_in_pieces,
+    the_client_resolves_localhost_and_speaks_ipv6,
+    ten_megabytes_of_binary_come_back_byte_for_byte,
+    a_second_client_waits_in_the_backlog_until_the_first_leaves,
+    the_server_survives_a_reset_and_serves_the_next_client,
+    the_server_survives_a_client_that_closes_without_reading,
+    a_client_that_never_reads_is_dropped_after_the_write_timeout,
+    the_client_reports_a_server_that_closes,
+    the_server_shares_the_common_interface,
+    the_client_checks_its_arguments,
+    connection_refused_is_reported_and_exits_1,
+);
+
+fn the_client_echoes_piped_lines(twin: Twin) {
+    let lab = Echo::of(twin);
+    let mut server = lab.start();
     let port = server.port().to_string();
     let out = run(
-        CLIENT,
+        &lab.client,
         &["127.0.0.1", &port],
         b"a\nb\n\nno newline at the end",
     );
@@ -35,44 +73,44 @@ fn the_client_echoes_piped_lines() {
     server.expect(" disconnected");
 }
 
-#[test]
-fn the_client_passes_long_lines_through_in_pieces() {
-    let server = start();
+fn the_client_passes_long_lines_through_in_pieces(twin: Twin) {
+    let lab = Echo::of(twin);
+    let server = lab.start();
     let port = server.port().to_string();
     let mut input = vec![b'x'; 300_000];
     input.push(b'\n');
     input.extend_from_slice(b"short\n");
-    let out = run(CLIENT, &["127.0.0.1", &port], &input);
+    let out = run(&lab.client, &["127.0.0.1", &port], &input);
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, input);
 }
 
-#[test]
-fn the_client_resolves_localhost_and_speaks_ipv6() {
-    let server = start();
+fn the_client_resolves_localhost_and_speaks_ipv6(twin: Twin) {
+    let lab = Echo::of(twin);
+    let server = lab.start();
     let out = run(
-        CLIENT,
+        &lab.client,
         &["localhost", &server.port().to_string()],
         b"by name\n",
     );
     assert_eq!(out.stdout_text(), "by name\n", "stderr: {}", out.stderr);
 
-    let server6 = Server::start(SERVER, &["0", "--bind", "::1"]);
+    let server6 = Server::start(&lab.server, &["0", "--bind", "::1"]);
     assert_eq!(
         server6.addr.to_string(),
         format!("[::1]:{}", server6.port())
     );
     let out = run(
-        CLIENT,
+        &lab.client,
         &["::1", &server6.port().to_string()],
         b"over ipv6\n",
     );
     assert_eq!(out.stdout_text(), "over ipv6\n", "stderr: {}", out.stderr);
 }
 
-#[test]
-fn ten_megabytes_of_binary_come_back_byte_for_byte() {
-    let server = start();
+fn ten_megabytes_of_binary_come_back_byte_for_byte(twin: Twin) {
+    let lab = Echo::of(twin);
+    let server = lab.start();
     let mut stream = server.connect();
     let payload = binary_payload(10 * 1024 * 1024);
     // Write and read at once: the server echoes as it reads, so a writer
@@ -90,9 +128,9 @@ fn ten_megabytes_of_binary_come_back_byte_for_byte() {
     assert!(back == payload, "the echo differs from what was sent");
 }
 
-#[test]
-fn a_second_client_waits_in_the_backlog_until_the_first_leaves() {
-    let mut server = start();
+fn a_second_client_waits_in_the_backlog_until_the_first_leaves(twin: Twin) {
+    let lab = Echo::of(twin);
+    let mut server = lab.start();
     let mut first = server.connect();
     assert_eq!(echo(&mut first, b"first\n"), b"first\n");
     server.expect(&format!("connection from {}", first.local_addr().unwrap()));
@@ -132,9 +170,9 @@ fn a_second_client_waits_in_the_backlog_until_the_first_leaves() {
     assert_eq!(&back, b"second\n");
 }
 
-#[test]
-fn the_server_survives_a_reset_and_serves_the_next_client() {
-    let mut server = start();
+fn the_server_survives_a_reset_and_serves_the_next_client(twin: Twin) {
+    let lab = Echo::of(twin);
+    let mut server = lab.start();
     let mut first = server.connect();
     let first_addr = first.local_addr().unwrap();
     assert_eq!(echo(&mut first, b"hello\n"), b"hello\n");
@@ -147,9 +185,9 @@ fn the_server_survives_a_reset_and_serves_the_next_client() {
     assert!(server.is_running());
 }
 
-#[test]
-fn the_server_survives_a_client_that_closes_without_reading() {
-    let mut server = start();
+fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
+    let lab = Echo::of(twin);
+    let mut server = lab.start();
     {
         let mut rude = server.connect();
         // Enough that the echo cannot all fit in the socket buffers, then
@@ -167,10 +205,10 @@ fn the_server_survives_a_client_that_closes_without_reading() {
     assert_eq!(echo(&mut next, b"still alive\n"), b"still alive\n");
 }
 
-#[test]
-fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
+    let lab = Echo::of(twin);
     let mut server = Server::start(
-        SERVER,
+        &lab.server,
         &["0", "--bind", "127.0.0.1", "--write-timeout", "1"],
     );
     let mut hog = server.connect();
@@ -195,15 +233,15 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     assert!(hogger.join().unwrap(), "the hog was never disconnected");
 }
 
-#[test]
-fn the_client_reports_a_server_that_closes() {
+fn the_client_reports_a_server_that_closes(twin: Twin) {
+    let lab = Echo::of(twin);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let closer = thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
         drop(conn);
     });
-    let out = run(CLIENT, &["127.0.0.1", &port], b"anyone there?\n");
+    let out = run(&lab.client, &["127.0.0.1", &port], b"anyone there?\n");
     closer.join().unwrap();
     assert_eq!(out.code(), Some(1));
     assert!(
@@ -215,29 +253,33 @@ fn the_client_reports_a_server_that_closes() {
     );
 }
 
-#[test]
-fn the_server_shares_the_common_interface() {
-    check_server_arguments(SERVER);
-    check_usage_error(SERVER, &["--write-timeout", "soon"], "invalid SECS 'soon'");
+fn the_server_shares_the_common_interface(twin: Twin) {
+    let lab = Echo::of(twin);
+    check_server_arguments(&lab.server);
+    check_usage_error(
+        &lab.server,
+        &["--write-timeout", "soon"],
+        "invalid SECS 'soon'",
+    );
 }
 
-#[test]
-fn the_client_checks_its_arguments() {
-    let out = run(CLIENT, &["--help"], b"");
+fn the_client_checks_its_arguments(twin: Twin) {
+    let lab = Echo::of(twin);
+    let out = run(&lab.client, &["--help"], b"");
     assert_eq!(out.code(), Some(0));
     assert!(out.stdout_text().starts_with("usage: client "));
     assert!(out.stderr.is_empty());
-    check_usage_error(CLIENT, &["127.0.0.1", "port"], "invalid PORT 'port'");
-    check_usage_error(CLIENT, &["127.0.0.1", "99999"], "invalid PORT '99999'");
+    check_usage_error(&lab.client, &["127.0.0.1", "port"], "invalid PORT 'port'");
+    check_usage_error(&lab.client, &["127.0.0.1", "99999"], "invalid PORT '99999'");
     check_usage_error(
-        CLIENT,
+        &lab.client,
         &["127.0.0.1", "4242", "extra"],
         "unexpected argument 'extra'",
     );
 }
 
-#[test]
-fn connection_refused_is_reported_and_exits_1() {
+fn connection_refused_is_reported_and_exits_1(twin: Twin) {
+    let lab = Echo::of(twin);
     // A socket bound but not listening holds a port nobody accepts on.
     let holder = socket(
         AddressFamily::Inet,
@@ -251,10 +293,59 @@ fn connection_refused_is_reported_and_exits_1() {
         .unwrap()
         .port()
         .to_string();
-    let out = run(CLIENT, &["127.0.0.1", &port], b"hello\n");
+    let out = run(&lab.client, &["127.0.0.1", &port], b"hello\n");
     assert_eq!(out.code(), Some(1));
     assert_eq!(
         out.stderr,
         format!("connect 127.0.0.1:{port}: Connection refused\n")
     );
+}
+
+#[test]
+fn rust_and_c_say_the_same_words() {
+    let (rust, c) = (Echo::of(Twin::Rust), Echo::of(Twin::C));
+    let server_cases: &[&[&str]] = &[
+        &["--help"],
+        &["4242", "-h"],
+        &["abc"],
+        &["70000"],
+        &[""],
+        &["-"],
+        &["-1"],
+        &["--bogus"],
+        &["4242", "4243"],
+        &["4242", "-"],
+        &["--bind"],
+        &["--bind", "nowhere"],
+        &["--bind=1.2.3.4.5"],
+        &["--bind", "::1", "--bind", "::1"],
+        // Each option is read, and checked, as it is taken: --bind first.
+        &["--bind", "nowhere", "abc"],
+        &["--write-timeout", "soon", "--bind", "nowhere"],
+        &["--write-timeout", "soon"],
+        &["--write-timeout", ""],
+        &["--write-timeout", "+"],
+        &["--write-timeout", "-5"],
+        &["--write-timeout=4294967296"],
+        &["--write-timeout"],
+        // bind(2) to an address this machine does not have: no packet is sent.
+        &["0", "--bind", "192.0.2.1"],
+        &["0", "--bind", "2001:db8::1"],
+    ];
+    check_twins_say_the_same(&rust.server, &c.server, server_cases);
+    let client_cases: &[&[&str]] = &[
+        &["--help"],
+        &["--bogus", "-h"],
+        &["-x"],
+        &["127.0.0.1", "port"],
+        &["127.0.0.1", "99999"],
+        &["127.0.0.1", "-5"],
+        &["127.0.0.1", ""],
+        &["127.0.0.1", "4242", "extra"],
+        &["127.0.0.1", "4242", "--extra"],
+        // Port 0: nobody listens there, connect(2) is refused at once.
+        &["127.0.0.1", "0"],
+        &["::1", "+0"],
+    ];
+    check_twins_say_the_same(&rust.client, &c.client, client_cases);
 }

@@ -1,5 +1,9 @@
 //! Lab 02: the forking echo server, driven over real sockets; its children
 //! are read from /proc.
+//!
+//! Every test runs twice, with one body: against the Rust server
+//! (`NAME::rust`) and against its C twin (`NAME::c`, labs/02-fork/server-c,
+//! built by `make c`): the C twin is checked, not assumed.
 
 mod common;
 
@@ -9,16 +13,24 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Server, check_server_arguments, echo, reset};
+use common::{
+    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_say_the_same, echo, reset,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const SERVER: &str = env!("CARGO_BIN_EXE_fork-server");
+/// Lab 02's server in one implementation or the other.
+fn server_program(twin: Twin) -> String {
+    match twin {
+        Twin::Rust => env!("CARGO_BIN_EXE_fork-server").to_string(),
+        Twin::C => c_twin("02-fork", "server"),
+    }
+}
 
-fn start(extra: &[&str]) -> Server {
+fn start(bin: &str, extra: &[&str]) -> Server {
     let mut args = vec!["0", "--bind", "127.0.0.1"];
     args.extend_from_slice(extra);
-    Server::start(SERVER, &args)
+    Server::start(bin, &args)
 }
 
 /// The state letter (R, S, Z...) of every child of `parent`, from /proc/PID/stat.
@@ -67,9 +79,18 @@ fn child_of(server: &mut Server, client: &TcpStream) -> i32 {
         .unwrap_or_else(|| panic!("no pid in {line:?}"))
 }
 
-#[test]
-fn fifty_clients_are_served_at_once_and_all_are_reaped() {
-    let mut server = start(&[]);
+crate::for_rust_and_c!(
+    fifty_clients_are_served_at_once_and_all_are_reaped,
+    without_reaping_children_stay_zombies,
+    a_killed_child_is_reported_and_disturbs_nobody,
+    sigterm_stops_the_parent_but_children_finish_their_clients,
+    a_reset_does_not_disturb_the_server,
+    the_server_shares_the_common_interface,
+);
+
+fn fifty_clients_are_served_at_once_and_all_are_reaped(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
     let mut clients: Vec<TcpStream> = (0..50).map(|_| server.connect()).collect();
     // Every client gets its echo while all 50 stay connected: impossible
     // for lab 01's iterative server, which serves one at a time.
@@ -93,9 +114,9 @@ fn fifty_clients_are_served_at_once_and_all_are_reaped() {
     assert!(children_states(server.pid()).is_empty());
 }
 
-#[test]
-fn without_reaping_children_stay_zombies() {
-    let mut server = start(&["--no-reap"]);
+fn without_reaping_children_stay_zombies(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &["--no-reap"]);
     for _ in 0..3 {
         let mut client = server.connect();
         assert_eq!(echo(&mut client, b"hi\n"), b"hi\n");
@@ -116,9 +137,9 @@ fn without_reaping_children_stay_zombies() {
     assert!(!server.log_now().iter().any(|l| l.contains("exited")));
 }
 
-#[test]
-fn a_killed_child_is_reported_and_disturbs_nobody() {
-    let mut server = start(&[]);
+fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
     let mut first = server.connect();
     let victim = server.connect();
     let mut last = server.connect();
@@ -139,9 +160,9 @@ fn a_killed_child_is_reported_and_disturbs_nobody() {
     assert!(server.is_running());
 }
 
-#[test]
-fn sigterm_stops_the_parent_but_children_finish_their_clients() {
-    let mut server = start(&[]);
+fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
     let mut client = server.connect();
     assert_eq!(echo(&mut client, b"before\n"), b"before\n");
 
@@ -160,14 +181,14 @@ fn sigterm_stops_the_parent_but_children_finish_their_clients() {
     assert!(rest.is_empty());
     // And the port is free for a new server: no child kept the listener.
     let port = server.port().to_string();
-    let again = Server::start(SERVER, &[&port, "--bind", "127.0.0.1"]);
+    let again = Server::start(&server_bin, &[&port, "--bind", "127.0.0.1"]);
     let mut client = again.connect();
     assert_eq!(echo(&mut client, b"new\n"), b"new\n");
 }
 
-#[test]
-fn a_reset_does_not_disturb_the_server() {
-    let mut server = start(&[]);
+fn a_reset_does_not_disturb_the_server(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
     let mut client = server.connect();
     client.write_all(b"unread echo\n").expect("write");
     let pid = child_of(&mut server, &client);
@@ -177,7 +198,27 @@ fn a_reset_does_not_disturb_the_server() {
     assert_eq!(echo(&mut next, b"next\n"), b"next\n");
 }
 
+fn the_server_shares_the_common_interface(twin: Twin) {
+    let server_bin = server_program(twin);
+    check_server_arguments(&server_bin);
+}
+
 #[test]
-fn the_server_shares_the_common_interface() {
-    check_server_arguments(SERVER);
+fn rust_and_c_say_the_same_words() {
+    let cases: &[&[&str]] = &[
+        &["--help"],
+        &["--no-reap", "-h"],
+        &["abc"],
+        &["-1"],
+        &["--bogus"],
+        &["--no-reap=yes"],
+        &["--no-reap", "4242", "x"],
+        &["--bind"],
+        &["--bind", "--no-reap"],
+        &["--bind", "nowhere", "--no-reap"],
+        &["--bind", "nowhere", "abc"],
+        // bind(2) to an address this machine does not have: no packet is sent.
+        &["0", "--bind", "192.0.2.1", "--no-reap"],
+    ];
+    check_twins_say_the_same(&server_program(Twin::Rust), &server_program(Twin::C), cases);
 }

@@ -3,16 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, allow_descriptors, binary_payload, check_server_arguments, check_usage_error,
-    cpu_ticks, echo, reset, resident_kib, run,
+    Interactive, Server, allow_descriptors, binary_payload, check_server_arguments,
+    check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
 };
 
 const SERVER: &str = env!("CARGO_BIN_EXE_poll-server");
@@ -153,79 +151,11 @@ fn the_poll_client_echoes_piped_input_and_binary() {
     assert!(out.stdout == payload, "10 MB did not come back intact");
 }
 
-/// The poll client, with its stdin kept open and its stdout read line by line.
-struct Interactive {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
-impl Interactive {
-    fn start(port: u16) -> Interactive {
-        let mut child = Command::new(CLIENT)
-            .args(["127.0.0.1", &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the client");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Interactive {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(PATIENCE)
-            .expect("a line from the client")
-    }
-
-    /// Waits (bounded) for the client to exit, its stdin closed first or
-    /// not; returns its exit code, stderr, and the stdout lines not yet read.
-    fn finish(mut self, close_stdin: bool) -> (Option<i32>, String, Vec<String>) {
-        if close_stdin {
-            drop(self.stdin.take());
-        }
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the client did not exit");
-            thread::sleep(Duration::from_millis(10));
-        };
-        let mut stderr = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
-        // The reader thread ends at the client's EOF: collect what is left.
-        let rest = self.lines.iter().collect();
-        (status.code(), stderr, rest)
-    }
-}
-
-impl Drop for Interactive {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let client = Interactive::start(port);
+    let mut client = Interactive::start(CLIENT, &["127.0.0.1", &port.to_string()]);
     let (mut conn, _) = listener.accept().expect("accept");
     // Unprompted: the client has sent nothing, its stdin stays open and idle.
     conn.write_all(b"hello from the server\n").expect("write");
@@ -251,7 +181,7 @@ fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle() {
 fn the_poll_client_reports_a_server_that_closes() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let client = Interactive::start(port);
+    let client = Interactive::start(CLIENT, &["127.0.0.1", &port.to_string()]);
     let (conn, _) = listener.accept().expect("accept");
     drop(conn);
     // stdin stays open: the client notices at once, without a keystroke.

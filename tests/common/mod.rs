@@ -360,3 +360,309 @@ pub fn open_descriptors(pid: i32) -> Vec<i32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect()
 }
+
+/// A client program with its stdin kept open (typed to with `type_line`)
+/// and its stdout read line by line; killed when dropped.
+pub struct Interactive {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl Interactive {
+    pub fn start(bin: &str, args: &[&str]) -> Interactive {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let stdin = child.stdin.take();
+        let lines = lines_of(child.stdout.take().expect("stdout is piped"));
+        Interactive {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next stdout line (bounded wait).
+    pub fn line(&mut self) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no line from the client; saw {:?}", self.seen));
+        self.seen.push(line.clone());
+        line
+    }
+
+    /// Waits for a stdout line containing `part` and returns it.
+    pub fn expect(&mut self, part: &str) -> String {
+        loop {
+            let line = self.line();
+            if line.contains(part) {
+                return line;
+            }
+        }
+    }
+
+    /// Writes `text` and a newline to the program's stdin.
+    pub fn type_line(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .expect("write to the client's stdin");
+    }
+
+    /// Waits (bounded) for the program to exit, its stdin closed first or
+    /// not; returns its exit code, stderr, and the stdout lines not yet read.
+    pub fn finish(mut self, close_stdin: bool) -> (Option<i32>, String, Vec<String>) {
+        if close_stdin {
+            drop(self.stdin.take());
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        // The reader thread ends at the program's EOF: collect what is left.
+        let rest = self.lines.try_iter().collect::<Vec<_>>();
+        let more: Vec<String> = self.lines.iter().collect();
+        (
+            status.code(),
+            stderr,
+            rest.into_iter().chain(more).collect(),
+        )
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- C twins: each lab's tests run against its Rust programs and its C twins
+
+/// Which implementation of a lab a test runs against: the Rust programs, or
+/// their C twins (labs/NN-name/server-c, client-c, built by `make c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Twin {
+    Rust,
+    C,
+}
+
+/// `for_rust_and_c!(a_test, another)`: for each `fn a_test(twin: Twin)` in
+/// the file, the tests `a_test::rust` and `a_test::c`, one body, both twins.
+#[macro_export]
+macro_rules! for_rust_and_c {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn rust() {
+                super::$name($crate::common::Twin::Rust)
+            }
+
+            #[test]
+            fn c() {
+                super::$name($crate::common::Twin::C)
+            }
+        }
+    )+};
+}
+
+/// The path of a C twin, labs/LAB/PROG-c. Fails (a missing twin must not
+/// pass silently) when it is missing or older than its PROG.c, saying to
+/// run `make c`, which `make test` does before cargo test.
+pub fn c_twin(lab: &str, prog: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("labs")
+        .join(lab);
+    let bin = dir.join(format!("{prog}-c"));
+    let modified = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    match (
+        modified(&format!("{prog}-c")),
+        modified(&format!("{prog}.c")),
+    ) {
+        (None, _) => panic!(
+            "labs/{lab}/{prog}-c is missing: run `make c` to build the C twins (`make test` does)"
+        ),
+        (Some(built), Some(source)) if built < source => panic!(
+            "labs/{lab}/{prog}-c is older than {prog}.c: run `make c` to rebuild the C twins"
+        ),
+        _ => bin.to_string_lossy().into_owned(),
+    }
+}
+
+/// A Rust program and its C twin, run with the same arguments, print the
+/// same bytes on stdout and stderr and exit alike. For `--help`, usage
+/// errors and calls that fail at once: no case may start a server.
+pub fn check_twins_say_the_same(rust: &str, c: &str, cases: &[&[&str]]) {
+    for args in cases {
+        let (r, c) = (run(rust, args, b""), run(c, args, b""));
+        assert_eq!(
+            (r.code(), r.stdout_text(), &r.stderr),
+            (c.code(), c.stdout_text(), &c.stderr),
+            "Rust (left) and C (right) differ for {args:?}"
+        );
+    }
+}
+
+// ---- Lab 07: a raw IRC connection, as one would type it with `nc -C`
+
+/// One IRC connection to a chat server, spoken line by line. Reads wait at
+/// most PATIENCE (the stream's read timeout): a missing reply fails the test.
+pub struct Irc {
+    /// The nick sent by `login`, if any.
+    pub nick: String,
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// Whether `expect` and `until` answer the server's PINGs (yes unless
+    /// a test wants a silent client).
+    pub answer_pings: bool,
+    syncs: u32,
+}
+
+impl Irc {
+    /// Connects to the server, without registering.
+    pub fn connect(server: &Server) -> Irc {
+        let writer = server.connect();
+        let reader = BufReader::new(writer.try_clone().expect("clone the stream"));
+        Irc {
+            nick: String::new(),
+            writer,
+            reader,
+            answer_pings: true,
+            syncs: 0,
+        }
+    }
+
+    /// Connects, registers as `nick` and reads the welcome burst, returned.
+    pub fn register(server: &Server, nick: &str) -> (Irc, Vec<String>) {
+        let mut irc = Irc::connect(server);
+        irc.login(nick);
+        let burst = irc.welcome();
+        (irc, burst)
+    }
+
+    /// Sends NICK and USER (user name `nick`, real name `Real nick`).
+    pub fn login(&mut self, nick: &str) {
+        self.nick = nick.to_string();
+        self.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :Real {nick}"));
+    }
+
+    /// The lines up to the end of the welcome burst: 422 (no MOTD) or 376.
+    pub fn welcome(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next();
+            let end = matches!(line.split(' ').nth(1), Some("422" | "376"));
+            lines.push(line);
+            if end {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends `line` with CR LF.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send to the server");
+    }
+
+    /// The next line without its CR LF, or None when the server closed.
+    pub fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+            Err(e) => panic!("{}: no line from the server: {e}", self.nick),
+        }
+    }
+
+    /// The next line; the server must not have closed.
+    pub fn next(&mut self) -> String {
+        self.line()
+            .unwrap_or_else(|| panic!("{}: the server closed the connection", self.nick))
+    }
+
+    /// The lines up to and including the first that contains `part`.
+    pub fn until(&mut self, part: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next();
+            if self.answer_pings && line.contains(" PING ") {
+                let token = line
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches(':');
+                self.send(&format!("PONG :{token}"));
+            }
+            let found = line.contains(part);
+            lines.push(line);
+            if found {
+                return lines;
+            }
+        }
+    }
+
+    /// The first line that contains `part`, skipping the others.
+    pub fn expect(&mut self, part: &str) -> String {
+        self.until(part).pop().unwrap_or_default()
+    }
+
+    /// Sends a PING with a fresh token and returns every line received
+    /// before its PONG: what the server sent since, and nothing more.
+    pub fn sync(&mut self) -> Vec<String> {
+        self.syncs += 1;
+        let token = format!("sync-{}", self.syncs);
+        self.send(&format!("PING {token}"));
+        let pong = format!(" :{token}");
+        let mut lines = Vec::new();
+        loop {
+            let mut more = self.until(&pong);
+            let last = more.pop().unwrap_or_default();
+            lines.extend(more);
+            if last.split(' ').nth(1) == Some("PONG") && last.ends_with(&pong) {
+                return lines;
+            }
+            lines.push(last);
+        }
+    }
+
+    /// This end's address: what the server sees as the client's IP:PORT.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().expect("local address")
+    }
+
+    /// The socket, for socket options and resets.
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+
+    /// Gives back the socket (the reader's clone is dropped with self).
+    pub fn into_stream(self) -> TcpStream {
+        self.writer
+    }
+}
