@@ -15,7 +15,7 @@ C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c test fmt-check clippy cargo-test clean help
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help
 
 all: rust c ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
@@ -39,6 +39,11 @@ labs/%-c: labs/%.c
 
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@
+
+# tools/trace runs a short session against both servers under strace and
+# compares their calls; tests/syscall_parity.rs runs it in `make test`.
+trace: all ## a lab's Rust and C system calls side by side: make trace LAB=01-echo (no LAB: all)
+	tools/trace $(LAB)
 
 test: fmt-check clippy c cargo-test ## every check CI runs
 
