@@ -15,7 +15,7 @@ C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c trace test fmt-check clippy cargo-test clean help udp-loss-demo
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help udp-loss-demo udp-loss-demo
 
 all: rust c ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
@@ -59,6 +59,9 @@ cargo-test:
 clean: ## remove build output and the programs copied into the lab folders
 	$(CARGO) clean
 	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c)
+
+udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
+	@sh labs/06-udp/loss-demo.sh
 
 udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
 	@sh labs/06-udp/loss-demo.sh
