@@ -15,7 +15,7 @@ C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c trace test fmt-check clippy cargo-test clean help udp-loss-demo udp-loss-demo
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo
 
 all: rust c ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
@@ -43,25 +43,31 @@ $(C_CLIENTS): labs/01-echo/client-c
 # tools/trace runs a short session against both servers under strace and
 # compares their calls; tests/syscall_parity.rs runs it in `make test`.
 trace: all ## a lab's Rust and C system calls side by side: make trace LAB=01-echo (no LAB: all)
-	tools/trace $(LAB)
+	bash tools/trace $(LAB)
 
-test: fmt-check clippy c cargo-test ## every check CI runs
+test: fmt-check clippy c cargo-test bench-smoke ## every check CI runs
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 cargo-test:
 	$(CARGO) test
 
+# `make bench QUICK=1`: fewer points, one run each, about a minute.
+bench: all ## every server design, Rust against C, under load; writes bench/results/ (QUICK=1: ~1 min)
+	$(CARGO) run --release -q -p socket-labs-bench --bin bench-suite -- $(if $(filter-out 0 no,$(QUICK)),--quick)
+
+# The load generator's own tests, and a second of it against lab 04's server.
+bench-smoke: ## the load generator checked, and against lab 04 for a second
+	$(CARGO) build -q --bin poll-server
+	$(CARGO) test -p socket-labs-bench
+
 clean: ## remove build output and the programs copied into the lab folders
 	$(CARGO) clean
 	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c)
-
-udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
-	@sh labs/06-udp/loss-demo.sh
 
 udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
 	@sh labs/06-udp/loss-demo.sh
