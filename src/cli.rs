@@ -34,7 +34,13 @@ impl Cli {
     /// Reads the program's arguments. `--help` (or `-h`) anywhere prints
     /// `usage` on stdout and exits 0.
     pub fn new(usage: &'static str) -> Cli {
-        Cli::from_args(usage, std::env::args().skip(1).collect())
+        // args_os: an argument that is not UTF-8 must be a usage error, not
+        // the panic std::env::args() gives; it becomes U+FFFD and is refused.
+        let args = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Cli::from_args(usage, args)
     }
 
     /// As [`new`](Self::new), from the given arguments (without the program name).

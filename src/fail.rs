@@ -49,14 +49,26 @@ pub trait Reason {
 
 impl Reason for Errno {
     fn text(&self) -> String {
-        self.desc().to_string()
+        strerror(*self as i32)
+    }
+}
+
+/// The C library's own text for an errno value, so that the Rust programs
+/// say what their C twins say (nix's texts differ for a few: EAGAIN is
+/// "Try again" there, "Resource temporarily unavailable" in glibc).
+fn strerror(code: i32) -> String {
+    // std formats an OS error as strerror_r(3)'s text plus " (os error N)".
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((reason, _)) => reason.to_string(),
+        None => text,
     }
 }
 
 impl Reason for std::io::Error {
     fn text(&self) -> String {
         match self.raw_os_error() {
-            Some(code) => Errno::from_raw(code).desc().to_string(),
+            Some(code) => strerror(code),
             None => {
                 // std's resolver errors read "failed to lookup address
                 // information: Name or service not known": keep the reason.
@@ -98,6 +110,7 @@ mod tests {
     #[test]
     fn reasons_read_like_strerror() {
         assert_eq!(reason(&Errno::EADDRINUSE), "Address already in use");
+        assert_eq!(reason(&Errno::EAGAIN), "Resource temporarily unavailable");
         let io = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert_eq!(reason(&io), "Connection refused");
         let lookup = std::io::Error::other(

@@ -22,7 +22,9 @@ use nix::sys::socket::{
     sendto, socket,
 };
 use nix::unistd::{isatty, read};
-use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, log, warn, write_all};
+use socket_labs::{
+    Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, log, reason, warn, write_all,
+};
 
 const USAGE: &str = "\
 usage: client [HOST] [PORT] [--timeout MS] [--retries N] [--connect] [--count N [--interval MS] [--size B]]
@@ -439,7 +441,7 @@ impl Udp {
     /// `call ADDR: reason` and exit 1, with a word on the two errors a
     /// datagram socket teaches.
     fn fail(&self, call: &str, err: Errno) -> ! {
-        warn!("{call} {}: {}", self.server, err.desc());
+        warn!("{call} {}: {}", self.server, reason(&err));
         match err {
             Errno::ECONNREFUSED => warn!(
                 "(an ICMP port unreachable came back: nothing receives on {})",
