@@ -84,8 +84,21 @@ impl Message {
 /// Writes one message as a line ending in CR LF. The last parameter is sent
 /// as trailing (with a colon) when it must be: empty, starting with a colon,
 /// or holding a space. Control characters CR, LF and NUL are dropped so that
-/// no parameter can smuggle in a second message.
+/// no parameter can smuggle in a second message. A line never exceeds
+/// [`MAX_LINE`]: what does not fit is cut from the end (the text of a
+/// message relayed with a longer prefix than it came with, say).
 pub fn format(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
+    build(prefix, command, params, false)
+}
+
+/// As [`format`], but the last parameter is always sent as trailing, with
+/// its colon: the usual form for text (a PRIVMSG's message, a numeric's
+/// sentence), and what simple clients that look for `" :"` expect.
+pub fn format_trailing(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
+    build(prefix, command, params, true)
+}
+
+fn build(prefix: Option<&str>, command: &str, params: &[&str], trailing: bool) -> String {
     let mut line = String::with_capacity(64);
     if let Some(prefix) = prefix {
         line.push(':');
@@ -96,11 +109,12 @@ pub fn format(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
     for (i, param) in params.iter().enumerate() {
         let last = i + 1 == params.len();
         line.push(' ');
-        if last && (param.is_empty() || param.starts_with(':') || param.contains(' ')) {
+        if last && (trailing || param.is_empty() || param.starts_with(':') || param.contains(' ')) {
             line.push(':');
         }
         push_clean(&mut line, param);
     }
+    line.truncate(line.floor_char_boundary(MAX_LINE - 2));
     line.push_str("\r\n");
     line
 }
@@ -136,6 +150,50 @@ pub fn valid_nick(nick: &str, max: usize) -> bool {
         _ => return false,
     }
     nick.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || special(c) || c == '-')
+}
+
+/// Whether `name` is a valid channel name (RFC 2812 §1.3, with only the
+/// `#` channel type): `#`, then at least one character, at most `max` in
+/// all, none of them space, comma, colon, BEL, NUL, CR or LF.
+pub fn valid_channel(name: &str, max: usize) -> bool {
+    name.len() > 1
+        && name.len() <= max
+        && name.starts_with('#')
+        && !name.contains([' ', ',', ':', '\x07', '\0', '\r', '\n'])
+}
+
+/// Whether `name` matches `mask`, IRC's wildcards (RFC 2812 §2.5): `*` any
+/// run of characters, `?` any one; compared with [`fold`]. Without
+/// backtracking beyond the last `*`, it takes at most the product of the
+/// two lengths: no mask can make it take long.
+pub fn mask_matches(mask: &str, name: &str) -> bool {
+    let mask: Vec<char> = fold(mask).chars().collect();
+    let name: Vec<char> = fold(name).chars().collect();
+    let (mut m, mut n) = (0, 0);
+    // After a `*`: where it stands in the mask, and where in the name the
+    // run it swallows ends so far. On a mismatch, the star takes one more.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match mask.get(m) {
+            Some('*') => {
+                star = Some((m, n));
+                m += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                m += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((star_at, swallowed)) => {
+                    star = Some((star_at, swallowed + 1));
+                    m = star_at + 1;
+                    n = swallowed + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    mask[m.min(mask.len())..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -197,6 +255,10 @@ mod tests {
         );
         let back = parse(&format(Some("a!b@c"), "PRIVMSG", &["#x", ":) ok"]));
         assert_eq!(back.params, ["#x", ":) ok"]);
+        assert_eq!(
+            format_trailing(Some("a!b@c"), "QUIT", &["bye"]),
+            ":a!b@c QUIT :bye\r\n"
+        );
     }
 
     #[test]
@@ -208,6 +270,53 @@ mod tests {
         assert!(!valid_nick("a b", 30));
         assert!(!valid_nick("toolongnickname", 9));
         assert_eq!(fold("Alice[x]"), fold("aLICE{X}"));
+    }
+
+    #[test]
+    fn lines_are_cut_to_512_bytes() {
+        let text = "é".repeat(400); // 800 bytes
+        let line = format(Some("alice!alice@127.0.0.1"), "PRIVMSG", &["#room", &text]);
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert!(line.ends_with("\r\n"));
+        let m = parse(&line);
+        assert_eq!(m.params[0], "#room");
+        assert!(text.starts_with(&m.params[1]));
+        let short = format(None, "PING", &["x".repeat(510 - 5).as_str()]);
+        assert_eq!(short.len(), MAX_LINE);
+    }
+
+    #[test]
+    fn channel_names() {
+        assert!(valid_channel("#room", 50));
+        assert!(valid_channel("#Ünï-[x]", 50));
+        for bad in ["#", "room", "#a b", "#a,b", "#a:b", "#a\x07", "&local"] {
+            assert!(!valid_channel(bad, 50), "{bad:?}");
+        }
+        assert!(!valid_channel(&format!("#{}", "x".repeat(50)), 50));
+    }
+
+    #[test]
+    fn masks_match_with_wildcards_and_case_folding() {
+        for (mask, name) in [
+            ("*", "alice"),
+            ("*", ""),
+            ("al*", "Alice"),
+            ("a?ice", "alice"),
+            ("*ce", "alice"),
+            ("a*c*e", "abcde"),
+            ("[x]*", "{X}bob"),
+            ("**a**", "a"),
+        ] {
+            assert!(mask_matches(mask, name), "{mask} {name}");
+        }
+        for (mask, name) in [
+            ("al", "alice"),
+            ("?", ""),
+            ("b*", "alice"),
+            ("a*x", "alice"),
+        ] {
+            assert!(!mask_matches(mask, name), "{mask} {name}");
+        }
     }
 
     /// A property test in place of a fuzzer: random bytes, random splits of
@@ -235,7 +344,11 @@ mod tests {
                 let again = format(m.prefix.as_deref(), &m.command, &params);
                 let _ = Message::parse(again.as_bytes());
             }
-            let _ = valid_nick(&String::from_utf8_lossy(&bytes), 30);
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = valid_nick(&text, 30);
+            let _ = valid_channel(&text, 50);
+            let (mask, name) = text.split_at(text.floor_char_boundary(text.len() / 2));
+            let _ = mask_matches(mask, name);
         }
         for _ in 0..5_000 {
             let n = (next() % 5) as usize;
