@@ -1,0 +1,744 @@
+//! Lab 07: the chat server, spoken to in IRC over real sockets, several
+//! clients at once. Replies are checked numeric by numeric, parameter by
+//! parameter (RFC 2812 §5, modern.ircdocs.horse); "nothing else arrived" is
+//! checked with a PING whose PONG must be the next line (`Irc::sync`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{
+    Irc, Server, allow_descriptors, check_server_arguments, check_usage_error, reset, resident_kib,
+};
+use socket_labs::irc::Message;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
+const NAME: &str = "chat.socket-labs";
+
+fn start(extra: &[&str]) -> Server {
+    let mut args = vec!["0", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    Server::start(SERVER, &args)
+}
+
+fn parse(line: &str) -> Message {
+    Message::parse(line.as_bytes()).unwrap_or_else(|| panic!("not an IRC line: {line:?}"))
+}
+
+/// The parameters of `line`, which must be the reply `numeric` from the server.
+fn reply(line: &str, numeric: &str) -> Vec<String> {
+    let m = parse(line);
+    assert_eq!(m.prefix.as_deref(), Some(NAME), "{line:?}");
+    assert_eq!(m.command, numeric, "{line:?}");
+    m.params
+}
+
+/// The parameters of each line of `lines` that is the reply `numeric`.
+fn replies(lines: &[String], numeric: &str) -> Vec<Vec<String>> {
+    lines
+        .iter()
+        .map(|l| parse(l))
+        .filter(|m| m.command == numeric)
+        .map(|m| m.params)
+        .collect()
+}
+
+/// The numerics (or commands) of `lines`, in order.
+fn commands(lines: &[String]) -> Vec<String> {
+    lines.iter().map(|l| parse(l).command).collect()
+}
+
+/// Registered users, each on its own connection.
+fn users<const N: usize>(server: &Server, nicks: [&str; N]) -> [Irc; N] {
+    nicks.map(|nick| Irc::register(server, nick).0)
+}
+
+/// Every user in `users` joins `channel`; everyone has read every JOIN.
+fn join_all(users: &mut [&mut Irc], channel: &str) {
+    for i in 0..users.len() {
+        users[i].send(&format!("JOIN {channel}"));
+        users[i].expect(" 366 ");
+        let joined = format!(":{}!", users[i].nick);
+        for earlier in users[..i].iter_mut() {
+            let line = earlier.expect(" JOIN ");
+            assert!(line.starts_with(&joined), "{line:?}");
+        }
+    }
+}
+
+#[test]
+fn registration_in_either_order_gives_the_welcome_burst() {
+    let mut server = start(&[]);
+    let (_alice, burst) = Irc::register(&server, "alice");
+    assert_eq!(
+        commands(&burst),
+        ["001", "002", "003", "004", "005", "422"],
+        "{burst:#?}"
+    );
+    let welcome = reply(&burst[0], "001");
+    assert_eq!(welcome[0], "alice");
+    assert!(
+        welcome[1].ends_with(" alice!alice@127.0.0.1"),
+        "{welcome:?}"
+    );
+    // 004: <client> <servername> <version> <user modes> <channel modes>
+    let info = reply(&burst[3], "004");
+    assert!(info.len() >= 5, "{info:?}");
+    assert_eq!(info[1], NAME);
+    assert!(!info[3].is_empty() && !info[4].is_empty(), "{info:?}");
+    let isupport = reply(&burst[4], "005");
+    for token in ["CHANTYPES=#", "NICKLEN=9", "CASEMAPPING=rfc1459"] {
+        assert!(
+            isupport.iter().any(|t| t == token),
+            "{token} in {isupport:?}"
+        );
+    }
+    server.expect("registered as alice");
+
+    // USER first, lines ending in a bare LF, after a CAP LS as irssi and
+    // weechat send it; commands before registration are refused.
+    let mut bob = Irc::connect(&server);
+    bob.send("CAP LS 302");
+    assert_eq!(reply(&bob.next(), "CAP"), ["*", "LS", ""]);
+    bob.send("JOIN #early");
+    assert_eq!(reply(&bob.next(), "451"), ["*", "You have not registered"]);
+    bob.send("USER bob");
+    assert_eq!(reply(&bob.next(), "461")[..2], ["*", "USER"]);
+    bob.send_raw(b"USER bob 0 * :Bob B\nNICK bob\n");
+    bob.nick = "bob".into();
+    let burst = bob.welcome();
+    assert_eq!(commands(&burst)[0], "001");
+    assert_eq!(reply(&burst[0], "001")[0], "bob");
+    bob.send("CAP END");
+    assert!(bob.sync().is_empty());
+    bob.send("USER again 0 * :Again");
+    assert_eq!(reply(&bob.next(), "462")[0], "bob");
+    bob.send("FROB x");
+    assert_eq!(reply(&bob.next(), "421")[..2], ["bob", "FROB"]);
+    bob.send("JOIN");
+    assert_eq!(reply(&bob.next(), "461")[..2], ["bob", "JOIN"]);
+    bob.send("MOTD");
+    assert_eq!(reply(&bob.next(), "422")[0], "bob");
+    bob.send("LUSERS");
+    let lusers = bob.until(" 255 ");
+    assert!(
+        reply(&lusers[0], "251")[1].starts_with("There are 2 users"),
+        "{lusers:?}"
+    );
+    server.expect("registered as bob");
+}
+
+#[test]
+fn the_server_name_is_the_prefix_of_replies() {
+    let server = start(&["--name", "irc.example.org"]);
+    let mut irc = Irc::connect(&server);
+    irc.login("ann");
+    let first = parse(&irc.next());
+    assert_eq!(first.prefix.as_deref(), Some("irc.example.org"));
+    assert_eq!(first.command, "001");
+    irc.welcome();
+    irc.send("PING :token 1");
+    assert_eq!(irc.next(), ":irc.example.org PONG irc.example.org :token 1");
+}
+
+#[test]
+fn nicknames_follow_the_rules_and_are_unique_whatever_their_case() {
+    let mut server = start(&[]);
+    let [alice, _brackets] = users(&server, ["alice", "[x]"]);
+    let mut other = Irc::connect(&server);
+    other.send("NICK ALICE");
+    assert_eq!(
+        reply(&other.next(), "433"),
+        ["*", "ALICE", "Nickname is already in use"]
+    );
+    // rfc1459 case mapping: {x} is the lower case of [x].
+    other.send("NICK {X}");
+    assert_eq!(reply(&other.next(), "433")[1], "{X}");
+    other.send("NICK");
+    assert_eq!(reply(&other.next(), "431")[0], "*");
+    for bad in ["2pac", "abcdefghij", "a.b", "-x"] {
+        other.send(&format!("NICK {bad}"));
+        assert_eq!(reply(&other.next(), "432")[..2], ["*", bad]);
+    }
+    other.send("NICK abcdefghi"); // 9 characters: the most RFC 2812 allows
+    other.send("USER nine 0 * :Nine");
+    assert_eq!(reply(&other.next(), "001")[0], "abcdefghi");
+    other.welcome();
+
+    // A nick is free again once its owner has gone.
+    let address = alice.local_addr();
+    drop(alice);
+    server.expect(&format!("{address} disconnected"));
+    other.send("NICK Alice");
+    assert_eq!(
+        other.expect(" NICK "),
+        ":abcdefghi!nine@127.0.0.1 NICK Alice"
+    );
+}
+
+#[test]
+fn a_rename_is_seen_by_the_user_and_its_channel_peers_only() {
+    let mut server = start(&[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+
+    alice.send("NICK Alicia");
+    let rename = ":alice!alice@127.0.0.1 NICK Alicia";
+    assert_eq!(alice.next(), rename);
+    assert_eq!(bob.next(), rename);
+    assert!(
+        carol.sync().is_empty(),
+        "carol shares no channel with alice"
+    );
+    server.expect("alice is now known as Alicia");
+
+    bob.send("PRIVMSG alicia :hi");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 PRIVMSG Alicia :hi");
+    // Only the case changes: still the same user's nick.
+    alice.send("NICK ALICIA");
+    assert_eq!(alice.next(), ":Alicia!alice@127.0.0.1 NICK ALICIA");
+    // The old nick is free.
+    carol.send("NICK alice");
+    assert_eq!(carol.next(), ":carol!carol@127.0.0.1 NICK alice");
+    assert!(bob.sync().iter().all(|l| !l.contains("carol")));
+}
+
+#[test]
+fn messages_go_to_a_nick_a_channel_or_everyone() {
+    let server = start(&[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+
+    alice.send("PRIVMSG bob :hello bob");
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG bob :hello bob");
+    alice.send("PRIVMSG #ROOM :hello room");
+    assert_eq!(
+        bob.next(),
+        ":alice!alice@127.0.0.1 PRIVMSG #room :hello room"
+    );
+    alice.send("PRIVMSG bob,carol :both of you");
+    assert_eq!(
+        bob.next(),
+        ":alice!alice@127.0.0.1 PRIVMSG bob :both of you"
+    );
+    assert_eq!(
+        carol.next(),
+        ":alice!alice@127.0.0.1 PRIVMSG carol :both of you"
+    );
+    assert!(alice.sync().is_empty(), "no echo to the sender");
+    assert!(carol.sync().is_empty(), "carol is not on #room");
+
+    // `PRIVMSG $*`: every registered user but the sender (what /msgall sends).
+    let mut unregistered = Irc::connect(&server);
+    carol.send("PRIVMSG $* :to everyone");
+    for user in [&mut alice, &mut bob] {
+        assert_eq!(
+            user.next(),
+            ":carol!carol@127.0.0.1 PRIVMSG $* :to everyone"
+        );
+    }
+    assert!(carol.sync().is_empty());
+    assert!(unregistered.sync().is_empty());
+
+    // The errors, each with its numeric.
+    carol.send("PRIVMSG #room :let me in");
+    assert_eq!(
+        reply(&carol.next(), "404"),
+        ["carol", "#room", "Cannot send to channel"]
+    );
+    carol.send("PRIVMSG nobody :hello?");
+    assert_eq!(
+        reply(&carol.next(), "401"),
+        ["carol", "nobody", "No such nick/channel"]
+    );
+    carol.send("PRIVMSG #nowhere :hello?");
+    assert_eq!(reply(&carol.next(), "401")[1], "#nowhere");
+    carol.send("PRIVMSG");
+    assert_eq!(reply(&carol.next(), "411")[0], "carol");
+    carol.send("PRIVMSG bob");
+    assert_eq!(reply(&carol.next(), "412"), ["carol", "No text to send"]);
+    carol.send("PRIVMSG bob :");
+    assert_eq!(reply(&carol.next(), "412")[0], "carol");
+    // At most 4 targets (TARGMAX): a line may not make thousands of copies.
+    carol.send("PRIVMSG $*,$*,$*,$*,$* :echo");
+    assert_eq!(reply(&carol.next(), "407")[..2], ["carol", "$*"]);
+    for _ in 0..4 {
+        assert_eq!(alice.next(), ":carol!carol@127.0.0.1 PRIVMSG $* :echo");
+    }
+    assert!(alice.sync().is_empty());
+    assert_eq!(
+        bob.sync().len(),
+        4,
+        "the four copies, nothing else, reached bob"
+    );
+}
+
+#[test]
+fn a_notice_is_never_answered() {
+    let server = start(&[]);
+    let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
+    bob.send("JOIN #room");
+    bob.expect(" 366 ");
+    for notice in [
+        "NOTICE nobody :x",
+        "NOTICE #nowhere :x",
+        "NOTICE #room :not a member",
+        "NOTICE $nomatch :x",
+        "NOTICE",
+        "NOTICE bob",
+        "NOTICE bob :",
+    ] {
+        alice.send(notice);
+    }
+    assert!(alice.sync().is_empty(), "a NOTICE was answered");
+    alice.send("NOTICE bob :psst");
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 NOTICE bob :psst");
+}
+
+#[test]
+fn channels_join_part_names_topic_and_list() {
+    let mut server = start(&[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+
+    // The creator is the operator; there is no topic yet (no 332).
+    alice.send("JOIN #Room");
+    let joined = alice.until(" 366 ");
+    assert_eq!(joined[0], ":alice!alice@127.0.0.1 JOIN #Room");
+    assert_eq!(reply(&joined[1], "353"), ["alice", "=", "#Room", "@alice"]);
+    assert_eq!(
+        reply(&joined[2], "366"),
+        ["alice", "#Room", "End of /NAMES list"]
+    );
+    assert_eq!(joined.len(), 3);
+    server.expect("alice joined #Room");
+    alice.send("TOPIC #room");
+    assert_eq!(
+        reply(&alice.next(), "331"),
+        ["alice", "#Room", "No topic is set"]
+    );
+    bob.send("TOPIC #room :from outside");
+    assert_eq!(reply(&bob.next(), "442")[..2], ["bob", "#Room"]);
+
+    bob.send("JOIN #room");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 JOIN #Room");
+    let joined = bob.until(" 366 ");
+    assert_eq!(joined[0], ":bob!bob@127.0.0.1 JOIN #Room");
+    assert_eq!(reply(&joined[1], "353")[3], "@alice bob");
+
+    // Anyone on the channel may set the topic; all members see it.
+    bob.send("TOPIC #room :Lab 07: chat");
+    let topic = ":bob!bob@127.0.0.1 TOPIC #Room :Lab 07: chat";
+    assert_eq!(alice.next(), topic);
+    assert_eq!(bob.next(), topic);
+    carol.send("JOIN #room");
+    let joined = carol.until(" 366 ");
+    assert_eq!(
+        commands(&joined),
+        ["JOIN", "332", "333", "353", "366"],
+        "{joined:?}"
+    );
+    assert_eq!(reply(&joined[1], "332"), ["carol", "#Room", "Lab 07: chat"]);
+    assert_eq!(reply(&joined[2], "333")[..3], ["carol", "#Room", "bob"]);
+    assert_eq!(reply(&joined[3], "353")[3], "@alice bob carol");
+    alice.expect(" JOIN ");
+    bob.expect(" JOIN ");
+
+    // NAMES and LIST; an unknown channel gets only the end numeric.
+    carol.send("NAMES #room,#nowhere");
+    let names = carol.sync();
+    assert_eq!(commands(&names), ["353", "366", "366"], "{names:?}");
+    assert_eq!(reply(&names[2], "366")[1], "#nowhere");
+    carol.send("LIST");
+    let list = carol.sync();
+    assert_eq!(
+        replies(&list, "322"),
+        [["carol", "#Room", "3", "Lab 07: chat"]]
+    );
+    assert_eq!(commands(&list), ["322", "323"]);
+    carol.send("LIST #nowhere");
+    assert_eq!(commands(&carol.sync()), ["323"]);
+
+    // PART: the channel (the leaver included) sees it.
+    carol.send("PART #room :bye all");
+    let part = ":carol!carol@127.0.0.1 PART #Room :bye all";
+    for user in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(user.next(), part);
+    }
+    server.expect("carol left #Room");
+    carol.send("PART #room");
+    assert_eq!(
+        reply(&carol.next(), "442"),
+        ["carol", "#room", "You're not on that channel"]
+    );
+    carol.send("PART #nowhere");
+    assert_eq!(
+        reply(&carol.next(), "403"),
+        ["carol", "#nowhere", "No such channel"]
+    );
+    carol.send("JOIN room");
+    assert_eq!(reply(&carol.next(), "403")[1], "room");
+
+    // The channel goes with its last member.
+    alice.send("PART #room");
+    bob.send("PART #room");
+    bob.expect(":alice!alice@127.0.0.1 PART #Room");
+    bob.expect(":bob!bob@127.0.0.1 PART #Room");
+    carol.send("LIST");
+    assert_eq!(commands(&carol.sync()), ["323"]);
+
+    // A user may be on 20 channels at once (CHANLIMIT=#:20).
+    let twenty: Vec<String> = (0..20).map(|n| format!("#c{n}")).collect();
+    carol.send(&format!("JOIN {}", twenty.join(",")));
+    assert_eq!(replies(&carol.sync(), "366").len(), 20);
+    carol.send("JOIN #c20");
+    assert_eq!(reply(&carol.next(), "405")[..2], ["carol", "#c20"]);
+    carol.send("JOIN 0");
+    assert_eq!(carol.sync().len(), 20, "JOIN 0 leaves every channel");
+}
+
+#[test]
+fn the_names_of_a_big_channel_span_several_lines_of_512_bytes() {
+    let server = start(&[]);
+    let mut crowd: Vec<Irc> = (0..150)
+        .map(|n| Irc::register(&server, &format!("member{n:03}")).0)
+        .collect();
+    for member in &mut crowd {
+        member.send("JOIN #big");
+    }
+    // The last JOIN has been handled once the last member has its 366.
+    crowd[149].expect(" 366 ");
+    let (mut late, _) = Irc::register(&server, "late");
+    late.send("JOIN #big");
+    let joined = late.until(" 366 ");
+    let lines = replies(&joined, "353");
+    assert!(lines.len() >= 3, "{joined:?}");
+    assert!(joined.iter().all(|l| l.len() + 2 <= 512));
+    let names: Vec<&str> = lines.iter().flat_map(|p| p[3].split(' ')).collect();
+    assert_eq!(names.len(), 151);
+    assert_eq!(names[0], "@member000");
+    assert_eq!(names[150], "late");
+    late.send("WHO #big");
+    assert_eq!(replies(&late.sync(), "352").len(), 151);
+}
+
+#[test]
+fn who_and_whois_tell_who_is_there_and_from_where() {
+    let server = start(&[]);
+    let [mut alice, mut bob, carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+    join_all(&mut [&mut alice, &mut bob], "#two");
+
+    bob.send("WHO #room");
+    let who = bob.sync();
+    assert_eq!(commands(&who), ["352", "352", "315"], "{who:?}");
+    assert_eq!(
+        reply(&who[0], "352"),
+        [
+            "bob",
+            "#room",
+            "alice",
+            "127.0.0.1",
+            NAME,
+            "alice",
+            "H@",
+            "0 Real alice"
+        ]
+    );
+    assert_eq!(reply(&who[1], "352")[5..7], ["bob", "H"]);
+    assert_eq!(reply(&who[2], "315"), ["bob", "#room", "End of WHO list"]);
+
+    // Everyone, each once although alice and bob share two channels.
+    bob.send("WHO *");
+    let who = bob.sync();
+    let mut nicks: Vec<String> = replies(&who, "352")
+        .into_iter()
+        .map(|p| p[5].clone())
+        .collect();
+    nicks.sort();
+    assert_eq!(nicks, ["alice", "bob", "carol"]);
+    assert_eq!(reply(who.last().expect("315"), "315")[1], "*");
+    bob.send("WHO C*");
+    let who = bob.sync();
+    assert_eq!(commands(&who), ["352", "315"]);
+    assert_eq!(reply(&who[0], "352")[5], "carol");
+    assert_eq!(reply(&who[1], "315")[1], "C*");
+    bob.send("WHO #nowhere");
+    assert_eq!(commands(&bob.sync()), ["315"]);
+
+    bob.send("WHOIS alice");
+    let whois = bob.sync();
+    assert_eq!(
+        commands(&whois),
+        ["311", "312", "319", "338", "317", "318"],
+        "{whois:?}"
+    );
+    assert_eq!(
+        reply(&whois[0], "311"),
+        ["bob", "alice", "alice", "127.0.0.1", "*", "Real alice"]
+    );
+    assert_eq!(reply(&whois[1], "312")[..3], ["bob", "alice", NAME]);
+    assert_eq!(reply(&whois[2], "319"), ["bob", "alice", "@#room @#two"]);
+    // The address and port alice connects from, as the coursework's whois shows.
+    assert_eq!(
+        reply(&whois[3], "338")[..3],
+        ["bob", "alice", &alice.local_addr().to_string()]
+    );
+    let idle = reply(&whois[4], "317");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let idle_secs: u64 = idle[2].parse().expect("idle seconds");
+    let signon: u64 = idle[3].parse().expect("signon time");
+    assert!(
+        idle_secs < 60 && signon <= now && now - signon < 60,
+        "{idle:?}"
+    );
+    assert_eq!(
+        reply(&whois[5], "318"),
+        ["bob", "alice", "End of /WHOIS list"]
+    );
+    bob.send("WHOIS carol");
+    let whois = bob.sync();
+    assert_eq!(commands(&whois), ["311", "312", "338", "317", "318"]);
+    assert_eq!(reply(&whois[2], "338")[2], carol.local_addr().to_string());
+
+    bob.send("WHOIS nobody");
+    let whois = bob.sync();
+    assert_eq!(commands(&whois), ["401", "318"]);
+    assert_eq!(reply(&whois[0], "401")[1], "nobody");
+    assert_eq!(reply(&whois[1], "318")[1], "nobody");
+    bob.send("WHOIS");
+    assert_eq!(reply(&bob.next(), "431")[0], "bob");
+}
+
+#[test]
+fn mode_answers_what_clients_ask_and_operators_give_operator_status() {
+    let server = start(&[]);
+    let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+    bob.send("MODE #room");
+    assert_eq!(commands(&bob.sync()), ["324", "329"]);
+    bob.send("MODE #room b");
+    assert_eq!(commands(&bob.sync()), ["368"]);
+    bob.send("MODE #room +o bob");
+    assert_eq!(reply(&bob.next(), "482")[..2], ["bob", "#room"]);
+    alice.send("MODE #room +o bob");
+    let mode = ":alice!alice@127.0.0.1 MODE #room +o bob";
+    assert_eq!(alice.next(), mode);
+    assert_eq!(bob.next(), mode);
+    bob.send("NAMES #room");
+    assert_eq!(replies(&bob.sync(), "353")[0][3], "@alice @bob");
+    bob.send("MODE bob +i");
+    assert_eq!(bob.next(), ":bob MODE bob +i");
+    bob.send("MODE bob");
+    assert_eq!(reply(&bob.next(), "221"), ["bob", "+i"]);
+    bob.send("MODE alice +i");
+    assert_eq!(reply(&bob.next(), "502")[0], "bob");
+}
+
+#[test]
+fn quit_is_relayed_and_any_disconnect_frees_the_nick() {
+    let mut server = start(&[]);
+    let [mut alice, mut bob, carol, mut dave] = users(&server, ["alice", "bob", "carol", "dave"]);
+    let mut carol = carol;
+    join_all(&mut [&mut alice, &mut bob, &mut carol, &mut dave], "#room");
+
+    bob.send("QUIT :see you");
+    assert_eq!(bob.next(), "ERROR :Closing link: 127.0.0.1 (see you)");
+    assert_eq!(bob.line(), None, "the server closes after ERROR");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 QUIT :see you");
+    server.expect("bob quit: see you");
+
+    // A reset, then a plain close: the channel hears of both.
+    reset(carol.into_stream());
+    assert_eq!(
+        alice.next(),
+        ":carol!carol@127.0.0.1 QUIT :Connection reset by peer"
+    );
+    dave.sync(); // nothing left unread: close(2) then sends a FIN, not a RST
+    drop(dave);
+    assert_eq!(alice.next(), ":dave!dave@127.0.0.1 QUIT :Connection closed");
+
+    // Their nicks are free again.
+    for nick in ["bob", "carol", "dave"] {
+        let (mut again, burst) = Irc::register(&server, nick);
+        assert_eq!(reply(&burst[0], "001")[0], nick);
+        again.send("QUIT");
+        assert_eq!(again.next(), "ERROR :Closing link: 127.0.0.1 (Client quit)");
+    }
+    assert!(
+        alice.sync().is_empty(),
+        "they were on no channel of alice's"
+    );
+}
+
+#[test]
+fn an_overlong_line_gets_417_and_the_connection_stays_usable() {
+    let server = start(&[]);
+    let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
+    // 512 bytes with CR LF: the longest line allowed. Relayed with a longer
+    // prefix, it is cut to 512 bytes.
+    let text = "x".repeat(512 - "PRIVMSG bob :".len() - 2);
+    alice.send(&format!("PRIVMSG bob :{text}"));
+    let relayed = bob.next();
+    assert!(relayed.len() <= 510, "{}", relayed.len());
+    assert!(relayed.starts_with(":alice!alice@127.0.0.1 PRIVMSG bob :xxx"));
+    // One byte more: refused with 417, and none of it is delivered.
+    alice.send(&format!("PRIVMSG bob :{text}x"));
+    assert_eq!(
+        reply(&alice.next(), "417"),
+        ["alice", "Input line was too long"]
+    );
+    // 100 KB without a newline: one 417, not a growing buffer.
+    alice.send_raw(format!("PRIVMSG bob :{}", "y".repeat(100_000)).as_bytes());
+    alice.send("");
+    assert_eq!(commands(&alice.sync()), ["417"]);
+    assert!(bob.sync().is_empty());
+    // A bare LF ends a line too.
+    alice.send_raw(b"PRIVMSG bob :still here\n");
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG bob :still here");
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_while_the_others_carry_on() {
+    let mut server = start(&[]);
+    let before = resident_kib(server.pid());
+    let [mut hog, mut talker, mut carol] = users(&server, ["hog", "talker", "carol"]);
+    join_all(&mut [&mut carol, &mut hog], "#room");
+    // The hog reads nothing from now on; a small receive buffer makes its
+    // socket fill sooner.
+    nix::sys::socket::setsockopt(hog.stream(), nix::sys::socket::sockopt::RcvBuf, &4096)
+        .expect("SO_RCVBUF");
+    let hog_address = hog.local_addr();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let line = format!("PRIVMSG hog :{}\r\n", "z".repeat(400));
+            let batch = line.repeat(64);
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < 512 * 1024 * 1024 {
+                talker.send_raw(batch.as_bytes());
+                sent += batch.len();
+            }
+            talker
+        })
+    };
+    // Served during the flood.
+    assert!(carol.sync().is_empty());
+    let dropped = server.expect(" too slow: ");
+    stop.store(true, Ordering::Relaxed);
+    let mut talker = flooding.join().expect("the flooding thread");
+    assert!(dropped.starts_with(&hog_address.to_string()), "{dropped}");
+    server.expect(&format!("{hog_address} disconnected"));
+
+    // Its channel hears why it left.
+    assert_eq!(
+        carol.expect(" QUIT "),
+        ":hog!hog@127.0.0.1 QUIT :Too slow: output queue full"
+    );
+    talker.send("PRIVMSG carol :still here");
+    assert_eq!(
+        carol.next(),
+        ":talker!talker@127.0.0.1 PRIVMSG carol :still here"
+    );
+    let growth = resident_kib(server.pid()).saturating_sub(before);
+    assert!(growth < 8 * 1024, "the server grew by {growth} KiB");
+    drop(hog);
+}
+
+#[test]
+fn a_silent_client_is_pinged_then_dropped() {
+    let mut server = start(&["--ping-timeout", "1"]);
+    let [mut quiet, mut chatty] = users(&server, ["quiet", "chatty"]);
+    quiet.answer_pings = false;
+    join_all(&mut [&mut quiet, &mut chatty], "#room");
+    let started = Instant::now();
+    assert_eq!(quiet.expect("PING"), format!(":{NAME} PING :{NAME}"));
+    chatty.expect(" PING "); // and answers it
+    assert_eq!(
+        quiet.next(),
+        "ERROR :Closing link: 127.0.0.1 (Ping timeout: 1 seconds)"
+    );
+    assert_eq!(quiet.line(), None);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // chatty answered its PINGs (Irc::until does) and stays.
+    assert_eq!(
+        chatty.expect(" QUIT "),
+        ":quiet!quiet@127.0.0.1 QUIT :Ping timeout: 1 seconds"
+    );
+    server.expect(" ping timeout: ");
+    assert!(chatty.sync().is_empty());
+}
+
+#[test]
+fn a_thousand_users_register_and_exchange_messages() {
+    const USERS: usize = 1000;
+    if !allow_descriptors(2 * USERS as u64 + 100) {
+        eprintln!(
+            "skipped: the hard RLIMIT_NOFILE is below {}",
+            2 * USERS + 100
+        );
+        return;
+    }
+    let mut server = start(&[]);
+    server.expect("descriptor limit ");
+    let started = Instant::now();
+    let mut users: Vec<Irc> = (0..USERS).map(|_| Irc::connect(&server)).collect();
+    for (i, user) in users.iter_mut().enumerate() {
+        user.login(&format!("u{i}"));
+    }
+    for user in &mut users {
+        assert_eq!(commands(&user.welcome())[0], "001");
+    }
+    let registered = started.elapsed();
+    // Each tells the next one; u0 tells everyone.
+    for (i, user) in users.iter_mut().enumerate() {
+        user.send(&format!("PRIVMSG u{} :from u{i}", (i + 1) % USERS));
+    }
+    users[0].send("PRIVMSG $* :hello everyone");
+    for (i, user) in users.iter_mut().enumerate() {
+        let previous = (i + USERS - 1) % USERS;
+        let mut want = vec![format!(
+            ":u{previous}!u{previous}@127.0.0.1 PRIVMSG u{i} :from u{previous}"
+        )];
+        if i != 0 {
+            want.push(":u0!u0@127.0.0.1 PRIVMSG $* :hello everyone".to_string());
+        }
+        let mut got: Vec<String> = (0..want.len()).map(|_| user.next()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "u{i}");
+    }
+    let elapsed = started.elapsed();
+    eprintln!("{USERS} users: registered in {registered:?}, messages exchanged in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    assert!(server.is_running());
+}
+
+#[test]
+fn the_server_shares_the_common_interface() {
+    check_server_arguments(SERVER);
+    check_usage_error(SERVER, &["--ping-timeout", "0"], "invalid SECS '0'");
+    check_usage_error(SERVER, &["--ping-timeout", "soon"], "invalid SECS 'soon'");
+    check_usage_error(SERVER, &["--name", "my server"], "invalid NAME 'my server'");
+    check_usage_error(SERVER, &["--name"], "--name needs a value");
+}
+
+#[test]
+fn a_reset_before_registration_frees_the_nick_it_held() {
+    let mut server = start(&[]);
+    let mut half = Irc::connect(&server);
+    half.send("NICK ghost");
+    half.sync(); // the server has the NICK (and has accepted the connection)
+    let address = half.local_addr();
+    reset(half.into_stream());
+    server.expect(&format!("{address} disconnected"));
+    let (_ghost, burst) = Irc::register(&server, "ghost");
+    assert_eq!(reply(&burst[0], "001")[0], "ghost");
+}
