@@ -434,7 +434,10 @@ impl Chat {
             "366" => {}
             // LIST: 322 <me> <channel> <visible> :<topic>
             "321" => {}
-            "322" => log!("{}", format!("{} ({} users) {}", p(1), p(2), last).trim_end()),
+            "322" => {
+                let line = format!("{} ({} users) {}", p(1), p(2), last);
+                log!("{}", line.trim_end());
+            }
             "323" => log!("-!- end of /list"),
             "331" => log!("-!- {} has no topic", p(1)),
             "332" => log!("-!- topic of {}: {}", p(1), last),
