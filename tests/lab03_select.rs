@@ -1,5 +1,9 @@
 //! Lab 03: the select() server, driven over real sockets: many clients at
 //! once, a client that never reads, FD_SETSIZE, running out of descriptors.
+//!
+//! Every test runs twice, with one body: against the Rust server
+//! (`NAME::rust`) and against its C twin (`NAME::c`, labs/03-select/server-c,
+//! built by `make c`): the C twin is checked, not assumed.
 
 mod common;
 
@@ -11,22 +15,42 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, allow_descriptors, binary_payload, check_server_arguments, cpu_ticks, echo,
-    open_descriptors, reset, resident_kib, run,
+    PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin, check_server_arguments,
+    check_twins_say_the_same, cpu_ticks, echo, open_descriptors, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrStorage, connect, setsockopt, socket, sockopt,
 };
 
-const SERVER: &str = env!("CARGO_BIN_EXE_select-server");
-/// Lab 03 has no client of its own: `make` gives it lab 01's.
-const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
 /// The size of an fd_set in descriptors (select(2)).
 const FD_SETSIZE: usize = 1024;
 
-fn start() -> Server {
-    Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
+/// Lab 03's server, and the client `make` puts in its folder, in one
+/// implementation or the other.
+struct Select {
+    server: String,
+    /// Lab 03 has no client of its own: `make` gives it lab 01's.
+    client: String,
+}
+
+impl Select {
+    fn of(twin: Twin) -> Select {
+        match twin {
+            Twin::Rust => Select {
+                server: env!("CARGO_BIN_EXE_select-server").to_string(),
+                client: env!("CARGO_BIN_EXE_echo-client").to_string(),
+            },
+            Twin::C => Select {
+                server: c_twin("03-select", "server"),
+                client: c_twin("01-echo", "client"),
+            },
+        }
+    }
+
+    fn start(&self) -> Server {
+        Server::start(&self.server, &["0", "--bind", "127.0.0.1"])
+    }
 }
 
 /// A client whose socket buffers are small (SO_RCVBUF, SO_SNDBUF), so that
@@ -77,10 +101,21 @@ fn timed_echo(stream: &mut TcpStream, line: &[u8]) -> Duration {
     started.elapsed()
 }
 
-#[test]
-fn two_hundred_clients_at_once_each_get_their_own_echo() {
+crate::for_rust_and_c!(
+    two_hundred_clients_at_once_each_get_their_own_echo,
+    a_client_that_never_reads_delays_nobody_and_costs_bounded_memory,
+    a_client_that_leaves_with_echo_pending_is_closed,
+    a_half_closed_client_gets_all_its_echo,
+    resets_disturb_nobody_else,
+    connections_past_fd_setsize_are_refused_and_the_rest_served,
+    running_out_of_descriptors_pauses_accepting_without_spinning,
+    the_server_shares_the_common_interface,
+);
+
+fn two_hundred_clients_at_once_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 200;
-    let mut server = start();
+    let lab = Select::of(twin);
+    let mut server = lab.start();
     let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| server.connect()).collect();
     let payloads: Vec<Vec<u8>> = (0..CLIENTS)
         .map(|i| format!("client {i} says hello\n").repeat(50).into_bytes())
@@ -110,9 +145,9 @@ fn two_hundred_clients_at_once_each_get_their_own_echo() {
     assert!(server.is_running());
 }
 
-#[test]
-fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory() {
-    let server = start();
+fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory(twin: Twin) {
+    let lab = Select::of(twin);
+    let server = lab.start();
     let mut other = server.connect();
     assert_eq!(echo(&mut other, b"warm up\n"), b"warm up\n");
     let before = resident_kib(server.pid());
@@ -139,9 +174,9 @@ fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory() {
     );
 }
 
-#[test]
-fn a_client_that_leaves_with_echo_pending_is_closed() {
-    let mut server = start();
+fn a_client_that_leaves_with_echo_pending_is_closed(twin: Twin) {
+    let lab = Select::of(twin);
+    let mut server = lab.start();
     let mut other = server.connect();
     assert_eq!(echo(&mut other, b"first\n"), b"first\n");
     let descriptors = open_descriptors(server.pid()).len();
@@ -165,9 +200,9 @@ fn a_client_that_leaves_with_echo_pending_is_closed() {
     );
 }
 
-#[test]
-fn a_half_closed_client_gets_all_its_echo() {
-    let mut server = start();
+fn a_half_closed_client_gets_all_its_echo(twin: Twin) {
+    let lab = Select::of(twin);
+    let mut server = lab.start();
     // Our FIN comes after 1 MB: the server must send all the echo before
     // it closes.
     let mut stream = server.connect();
@@ -188,14 +223,18 @@ fn a_half_closed_client_gets_all_its_echo() {
     // Lab 01's client, which `make` puts in this lab's folder, half-closes too.
     let mut input = vec![b'x'; 300_000];
     input.extend_from_slice(b"\nshort\n");
-    let out = run(CLIENT, &["127.0.0.1", &server.port().to_string()], &input);
+    let out = run(
+        &lab.client,
+        &["127.0.0.1", &server.port().to_string()],
+        &input,
+    );
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout == input, "the client's output differs");
 }
 
-#[test]
-fn resets_disturb_nobody_else() {
-    let mut server = start();
+fn resets_disturb_nobody_else(twin: Twin) {
+    let lab = Select::of(twin);
+    let mut server = lab.start();
     let mut clients: Vec<TcpStream> = (0..10).map(|_| server.connect()).collect();
     for client in &mut clients {
         assert_eq!(echo(client, b"hello\n"), b"hello\n");
@@ -219,9 +258,9 @@ fn resets_disturb_nobody_else() {
     assert!(server.is_running());
 }
 
-#[test]
-fn connections_past_fd_setsize_are_refused_and_the_rest_served() {
+fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
     const CLIENTS: usize = FD_SETSIZE + 8;
+    let lab = Select::of(twin);
     // Our sockets, the server's, and some room.
     if !allow_descriptors(2 * CLIENTS as u64 + 100) {
         eprintln!(
@@ -230,7 +269,7 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served() {
         );
         return;
     }
-    let mut server = start();
+    let mut server = lab.start();
     let clients: Vec<TcpStream> = (0..CLIENTS).map(|_| server.connect()).collect();
     // One line per connection, in the order the server accepted them.
     let mut served = Vec::new();
@@ -276,10 +315,13 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served() {
     assert!(server.is_running());
 }
 
-#[test]
-fn running_out_of_descriptors_pauses_accepting_without_spinning() {
+fn running_out_of_descriptors_pauses_accepting_without_spinning(twin: Twin) {
     const LIMIT: usize = 16;
-    let script = format!("ulimit -n {LIMIT} && exec {SERVER} 0 --bind 127.0.0.1");
+    let lab = Select::of(twin);
+    let script = format!(
+        "ulimit -n {LIMIT} && exec {} 0 --bind 127.0.0.1",
+        lab.server
+    );
     let mut server = Server::start("/bin/sh", &["-c", &script]);
     // Stdio and the listener take 4 of them: 12 clients fit.
     let taken = open_descriptors(server.pid())
@@ -328,7 +370,31 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     assert!(more.is_empty(), "reported again: {more:?}");
 }
 
+fn the_server_shares_the_common_interface(twin: Twin) {
+    let lab = Select::of(twin);
+    check_server_arguments(&lab.server);
+}
+
 #[test]
-fn the_server_shares_the_common_interface() {
-    check_server_arguments(SERVER);
+fn rust_and_c_say_the_same_words() {
+    let cases: &[&[&str]] = &[
+        &["--help"],
+        &["4242", "-h"],
+        &["abc"],
+        &["70000"],
+        &["-1"],
+        &["--bogus"],
+        &["4242", "4243"],
+        &["--bind"],
+        &["--bind", "nowhere"],
+        &["--bind=1.2.3.4.5"],
+        &["--bind", "::1", "--bind", "::1"],
+        // Each option is read, and checked, as it is taken: --bind first.
+        &["--bind", "nowhere", "abc"],
+        // bind(2) to an address this machine does not have: no packet is sent.
+        &["0", "--bind", "192.0.2.1"],
+        &["0", "--bind", "2001:db8::1"],
+    ];
+    let (rust, c) = (Select::of(Twin::Rust), Select::of(Twin::C));
+    check_twins_say_the_same(&rust.server, &c.server, cases);
 }
