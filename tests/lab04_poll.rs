@@ -1,34 +1,87 @@
 //! Lab 04: the poll() server with thousands of clients, and the client that
 //! polls stdin and the socket at once.
+//!
+//! Every test runs twice, with one body: against the Rust programs
+//! (`NAME::rust`) and against their C twins (`NAME::c`, labs/04-poll/server-c
+//! and client-c, built by `make c`): the C twins are checked, not assumed.
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, Server, allow_descriptors, binary_payload, check_server_arguments,
-    check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
+    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin,
+    check_server_arguments, check_twins_say_the_same, check_usage_error, cpu_ticks, echo, reset,
+    resident_kib, run,
 };
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_poll-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_poll-client");
-
-fn start() -> Server {
-    Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
+/// Lab 04's two programs, in one implementation or the other.
+struct Poll {
+    server: String,
+    client: String,
 }
 
-#[test]
-fn five_thousand_clients_each_get_their_own_echo() {
+impl Poll {
+    fn of(twin: Twin) -> Poll {
+        match twin {
+            Twin::Rust => Poll {
+                server: env!("CARGO_BIN_EXE_poll-server").to_string(),
+                client: env!("CARGO_BIN_EXE_poll-client").to_string(),
+            },
+            Twin::C => Poll {
+                server: c_twin("04-poll", "server"),
+                client: c_twin("04-poll", "client"),
+            },
+        }
+    }
+
+    fn start(&self) -> Server {
+        Server::start(&self.server, &["0", "--bind", "127.0.0.1"])
+    }
+}
+
+/// A listener standing in for a server, the client started against it, the
+/// accepted connection, and the port.
+fn client_and_its_server(lab: &Poll) -> (Interactive, TcpStream, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let client = Interactive::start(&lab.client, &["127.0.0.1", &port.to_string()]);
+    // Bounded: a client that fails to connect must not hang the test.
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(PATIENCE).expect("timeout");
+    let ready = poll(&mut fds, timeout).expect("poll the listener");
+    assert_eq!(ready, 1, "the client did not connect within {PATIENCE:?}");
+    let (conn, _) = listener.accept().expect("accept");
+    conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    (client, conn, port)
+}
+
+crate::for_rust_and_c!(
+    five_thousand_clients_each_get_their_own_echo,
+    a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded,
+    running_out_of_descriptors_closes_new_connections_without_spinning,
+    resets_and_early_leavers_do_not_disturb_the_server,
+    the_poll_client_echoes_piped_input_and_binary,
+    the_poll_client_prints_what_the_server_sends_while_stdin_is_idle,
+    the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended,
+    the_poll_client_reports_a_server_that_closes,
+    the_server_shares_the_common_interface,
+);
+
+fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 5_000;
+    let lab = Poll::of(twin);
     // One descriptor per client here; the server raises its own limit.
     if !allow_descriptors(CLIENTS as u64 + 100) {
         eprintln!("skipped: the hard RLIMIT_NOFILE is below {}", CLIENTS + 100);
         return;
     }
-    let mut server = start();
+    let mut server = lab.start();
     server.expect("descriptor limit ");
     let started = Instant::now();
     let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| server.connect()).collect();
@@ -47,9 +100,9 @@ fn five_thousand_clients_each_get_their_own_echo() {
     assert!(server.is_running());
 }
 
-#[test]
-fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded() {
-    let mut server = start();
+fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) {
+    let lab = Poll::of(twin);
+    let mut server = lab.start();
     let before = resident_kib(server.pid());
     let hog = server.connect();
     hog.set_nonblocking(true).expect("non-blocking");
@@ -84,10 +137,10 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded() {
     server.expect(" disconnected");
 }
 
-#[test]
-fn running_out_of_descriptors_closes_new_connections_without_spinning() {
+fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
+    let lab = Poll::of(twin);
     // The server raises its soft limit to the hard one: set both low.
-    let script = format!("ulimit -n 32 && exec {SERVER} 0 --bind 127.0.0.1");
+    let script = format!("ulimit -n 32 && exec {} 0 --bind 127.0.0.1", lab.server);
     let mut server = Server::start("/bin/sh", &["-c", &script]);
     server.expect("descriptor limit 32");
     let mut served = Vec::new();
@@ -120,9 +173,9 @@ fn running_out_of_descriptors_closes_new_connections_without_spinning() {
     assert_eq!(echo(&mut next, b"room again\n"), b"room again\n");
 }
 
-#[test]
-fn resets_and_early_leavers_do_not_disturb_the_server() {
-    let mut server = start();
+fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
+    let lab = Poll::of(twin);
+    let mut server = lab.start();
     let mut rude = server.connect();
     rude.write_all(b"bye\n").expect("write");
     reset(rude);
@@ -136,27 +189,24 @@ fn resets_and_early_leavers_do_not_disturb_the_server() {
     assert!(server.is_running());
 }
 
-#[test]
-fn the_poll_client_echoes_piped_input_and_binary() {
-    let server = start();
+fn the_poll_client_echoes_piped_input_and_binary(twin: Twin) {
+    let lab = Poll::of(twin);
+    let server = lab.start();
     let port = server.port().to_string();
-    let out = run(CLIENT, &["127.0.0.1", &port], b"a\nb\n\nno newline");
+    let out = run(&lab.client, &["127.0.0.1", &port], b"a\nb\n\nno newline");
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout_text(), "a\nb\n\nno newline");
     // 10 MB through the client: it writes and reads at once, so neither side
     // blocks on a full buffer.
     let payload = binary_payload(10 * 1024 * 1024);
-    let out = run(CLIENT, &["127.0.0.1", &port], &payload);
+    let out = run(&lab.client, &["127.0.0.1", &port], &payload);
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout == payload, "10 MB did not come back intact");
 }
 
-#[test]
-fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let mut client = Interactive::start(CLIENT, &["127.0.0.1", &port.to_string()]);
-    let (mut conn, _) = listener.accept().expect("accept");
+fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle(twin: Twin) {
+    let lab = Poll::of(twin);
+    let (mut client, mut conn, _) = client_and_its_server(&lab);
     // Unprompted: the client has sent nothing, its stdin stays open and idle.
     conn.write_all(b"hello from the server\n").expect("write");
     assert_eq!(client.line(), "hello from the server");
@@ -177,12 +227,34 @@ fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle() {
     assert!(closer.join().expect("server thread").is_empty());
 }
 
-#[test]
-fn the_poll_client_reports_a_server_that_closes() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let client = Interactive::start(CLIENT, &["127.0.0.1", &port.to_string()]);
-    let (conn, _) = listener.accept().expect("accept");
+fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: Twin) {
+    let lab = Poll::of(twin);
+    let (mut client, mut conn, _) = client_and_its_server(&lab);
+    client.type_line("hello");
+    client.close_stdin();
+    // The line, then the client's FIN: its stdin has ended and all is sent.
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)
+        .expect("read to the client's FIN");
+    assert_eq!(got, b"hello\n");
+    // The server takes its time to answer. Meanwhile the client's stdin, a
+    // pipe whose writer has gone, reports POLLHUP to every poll(2) that
+    // watches it, asked for or not: a client that still watched it would
+    // spin. Nothing signals "not spinning": watch the CPU for a while.
+    let before = cpu_ticks(client.pid());
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(client.pid()) - before;
+    assert!(used < 20, "the client used {used} ticks in 0.5 s: spinning");
+    conn.write_all(b"late answer\n").expect("write");
+    drop(conn);
+    let (code, stderr, rest) = client.finish(false);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(rest, ["late answer"]);
+}
+
+fn the_poll_client_reports_a_server_that_closes(twin: Twin) {
+    let lab = Poll::of(twin);
+    let (client, conn, port) = client_and_its_server(&lab);
     drop(conn);
     // stdin stays open: the client notices at once, without a keystroke.
     let (code, stderr, _) = client.finish(false);
@@ -193,11 +265,51 @@ fn the_poll_client_reports_a_server_that_closes() {
     );
 }
 
-#[test]
-fn the_server_shares_the_common_interface() {
-    check_server_arguments(SERVER);
-    let out = run(CLIENT, &["--help"], b"");
+fn the_server_shares_the_common_interface(twin: Twin) {
+    let lab = Poll::of(twin);
+    check_server_arguments(&lab.server);
+    let out = run(&lab.client, &["--help"], b"");
     assert_eq!(out.code(), Some(0));
     assert!(out.stdout_text().starts_with("usage: client "));
-    check_usage_error(CLIENT, &["127.0.0.1", "port"], "invalid PORT 'port'");
+    check_usage_error(&lab.client, &["127.0.0.1", "port"], "invalid PORT 'port'");
+}
+
+#[test]
+fn rust_and_c_say_the_same_words() {
+    let (rust, c) = (Poll::of(Twin::Rust), Poll::of(Twin::C));
+    let server_cases: &[&[&str]] = &[
+        &["--help"],
+        &["4242", "-h"],
+        &["abc"],
+        &["70000"],
+        &["-1"],
+        &["--bogus"],
+        &["4242", "4243"],
+        &["--bind"],
+        &["--bind", "nowhere"],
+        &["--bind=1.2.3.4.5"],
+        &["--bind", "::1", "--bind", "::1"],
+        // Each option is read, and checked, as it is taken: --bind first.
+        &["--bind", "nowhere", "abc"],
+        // bind(2) to an address this machine does not have: no packet is
+        // sent. The descriptor limit is raised before, and printed after.
+        &["0", "--bind", "192.0.2.1"],
+        &["0", "--bind", "2001:db8::1"],
+    ];
+    check_twins_say_the_same(&rust.server, &c.server, server_cases);
+    let client_cases: &[&[&str]] = &[
+        &["--help"],
+        &["--bogus", "-h"],
+        &["-x"],
+        &["127.0.0.1", "port"],
+        &["127.0.0.1", "99999"],
+        &["127.0.0.1", "-5"],
+        &["127.0.0.1", ""],
+        &["127.0.0.1", "4242", "extra"],
+        &["127.0.0.1", "4242", "--extra"],
+        // Port 0: nobody listens there, connect(2) is refused at once.
+        &["127.0.0.1", "0"],
+        &["::1", "+0"],
+    ];
+    check_twins_say_the_same(&rust.client, &c.client, client_cases);
 }

@@ -89,26 +89,37 @@ fn main() {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let (stdin_ready, sock_readable, sock_writable) = {
-            let mut stdin_events = PollFlags::empty();
-            if stdin_open && queued.len() < MAX_QUEUED {
-                stdin_events |= PollFlags::POLLIN;
-            }
+            // stdin is watched until its end, while there is room to queue
+            // what it brings.
+            let watch_stdin = stdin_open && queued.len() < MAX_QUEUED;
             let mut sock_events = PollFlags::POLLIN;
             if !queued.is_empty() {
                 sock_events |= PollFlags::POLLOUT;
             }
             let mut fds = [
-                PollFd::new(stdin.as_fd(), stdin_events),
+                PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sock.as_fd(), sock_events),
             ];
-            match poll(&mut fds, PollTimeout::NONE) {
+            // Not watched means left out of the array, not asked for no
+            // events: POLLHUP comes whether asked for or not (poll(2)), and
+            // a pipe whose writer has gone reports it for ever. Kept in the
+            // array, a stdin at its end would make poll(2) return at once,
+            // turn after turn, at 100% CPU until the server closes; and a
+            // read(2) of 0 bytes into a full queue would return 0, which
+            // reads as the end of stdin.
+            let first = if watch_stdin { 0 } else { 1 };
+            match poll(&mut fds[first..], PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(err) => die("poll", server, &err),
             }
             // POLLHUP and POLLERR come whether asked for or not (poll(2)):
             // the read or write that follows reports what happened.
-            let stdin_revents = fds[0].revents().unwrap_or(PollFlags::empty());
+            let stdin_revents = if watch_stdin {
+                fds[0].revents().unwrap_or(PollFlags::empty())
+            } else {
+                PollFlags::empty()
+            };
             let sock_revents = fds[1].revents().unwrap_or(PollFlags::empty());
             let gone = PollFlags::POLLHUP | PollFlags::POLLERR;
             (

@@ -666,3 +666,17 @@ impl Irc {
         self.writer
     }
 }
+
+// ---- Lab 04: a client whose input ends while it still waits for its server
+
+impl Interactive {
+    /// Ends the program's input (closes its stdin) and lets it run on.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// The program's process id, for /proc.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
