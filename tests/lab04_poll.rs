@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin,
-    check_server_arguments, check_twins_say_the_same, check_usage_error, cpu_ticks, echo, reset,
-    resident_kib, run,
+    check_out_of_descriptors, check_server_arguments, check_twins_say_the_same, check_usage_error,
+    cpu_ticks, echo, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -139,38 +139,7 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
 
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     let lab = Poll::of(twin);
-    // The server raises its soft limit to the hard one: set both low.
-    let script = format!("ulimit -n 32 && exec {} 0 --bind 127.0.0.1", lab.server);
-    let mut server = Server::start("/bin/sh", &["-c", &script]);
-    server.expect("descriptor limit 32");
-    let mut served = Vec::new();
-    let mut refused = 0;
-    for i in 0..40 {
-        let mut client = server.connect();
-        client.write_all(b"x\n").expect("write");
-        let mut got = [0u8; 2];
-        match client.read(&mut got) {
-            Ok(2) => served.push(client),
-            Ok(0) => refused += 1,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => refused += 1,
-            other => panic!("client {i}: {other:?}"),
-        }
-    }
-    assert!(served.len() >= 20, "only {} served", served.len());
-    assert!(refused >= 5, "only {refused} refused");
-    server.expect_err("Too many open files");
-    // The server is not spinning on the full backlog: it sleeps in poll(2).
-    let before = cpu_ticks(server.pid());
-    thread::sleep(Duration::from_millis(500));
-    assert!(
-        cpu_ticks(server.pid()) - before < 20,
-        "the server is spinning"
-    );
-    // When a client leaves, a new one is served again.
-    drop(served.pop());
-    server.expect(" disconnected");
-    let mut next = server.connect();
-    assert_eq!(echo(&mut next, b"room again\n"), b"room again\n");
+    check_out_of_descriptors(&lab.server);
 }
 
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {

@@ -680,3 +680,85 @@ impl Interactive {
         self.child.id() as i32
     }
 }
+
+// ---- Lab 08: files, and processes' peak memory
+
+/// The peak resident memory of process `pid` in KiB (VmHWM in
+/// /proc/PID/status): what it used at its most, not just now.
+pub fn peak_resident_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// A directory of its own under std::env::temp_dir(), removed with
+/// everything in it when dropped.
+pub struct TempDir {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("socket-labs-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir { path }
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A server that uses the spare-descriptor trick (labs 04, 05, 07), run with
+/// 32 descriptors: the connections past the limit are closed at once, the
+/// warning is printed, the server does not spin, and when a client leaves a
+/// new one is served.
+pub fn check_out_of_descriptors(server_bin: &str) {
+    // The server raises its soft limit to the hard one: set both low. With
+    // 32, about 26 clients fit beside stdio, the listener and the spare.
+    let script = format!("ulimit -n 32 && exec {server_bin} 0 --bind 127.0.0.1");
+    let mut server = Server::start("/bin/sh", &["-c", &script]);
+    server.expect("descriptor limit 32");
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for i in 0..40 {
+        let mut client = server.connect();
+        client.write_all(b"x\n").expect("write");
+        let mut got = [0u8; 2];
+        match client.read(&mut got) {
+            Ok(2) => served.push(client),
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            other => panic!("client {i}: {other:?}"),
+        }
+    }
+    assert!(served.len() >= 20, "only {} served", served.len());
+    assert!(refused >= 5, "only {refused} refused");
+    server.expect_err("Too many open files; closing new connections until one frees");
+    // Nothing signals "not spinning": measure the CPU used over a while.
+    let before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        cpu_ticks(server.pid()) - before < 20,
+        "the server is spinning"
+    );
+    // When a client leaves, a new one is served again.
+    drop(served.pop());
+    server.expect(" disconnected");
+    let mut next = server.connect();
+    assert_eq!(echo(&mut next, b"room again\n"), b"room again\n");
+}
