@@ -3,8 +3,10 @@
 //! The socket calls themselves are written out in every lab, at the call
 //! site, as in the C originals. This library holds the rest: reading the
 //! command line, reporting errors, framing lines across `read(2)` calls and
-//! the write-all loop (Stevens' `writen`), and the IRC message format of lab 07.
+//! the write-all loop (Stevens' `writen`), the IRC message format of lab 07,
+//! and the chat client's conversation (labs 07 and 08).
 
+pub mod chat;
 pub mod cli;
 pub mod fail;
 pub mod io;
