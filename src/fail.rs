@@ -2,11 +2,13 @@
 //!
 //! A program that cannot go on says which call failed, on what, and why, and
 //! exits 1. Nothing here panics: printing to a closed stdout or stderr is
-//! ignored rather than turned into a panic as `println!` would.
+//! ignored rather than turned into a panic as `println!` would. Log lines
+//! and a terminal's status line (lab 08's progress, [`status`]) never mix.
 
 use std::fmt::{self, Display};
 use std::io::Write;
 use std::process;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
@@ -27,13 +29,37 @@ macro_rules! warn {
 #[doc(hidden)]
 pub fn print_out(args: fmt::Arguments) {
     let mut out = std::io::stdout().lock();
+    erase_status(&mut out);
     let _ = writeln!(out, "{args}");
     let _ = out.flush();
 }
 
 #[doc(hidden)]
 pub fn print_err(args: fmt::Arguments) {
+    erase_status(&mut std::io::stdout().lock());
     let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// Whether a status line is on the terminal, without its newline.
+static STATUS_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Shows `text` as the terminal's status line (a transfer's progress): it
+/// is drawn over the previous one, and erased before the next log line so
+/// the two never mix. Only for a terminal: the caller checks isatty(3).
+pub fn status(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // CR goes back to the start of the line, ESC [ K (ECMA-48 EL) erases
+    // what was there: the line is rewritten in place.
+    let _ = write!(out, "\r\x1b[K{text}");
+    let _ = out.flush();
+    STATUS_SHOWN.store(true, Ordering::Relaxed);
+}
+
+fn erase_status(out: &mut impl Write) {
+    if STATUS_SHOWN.swap(false, Ordering::Relaxed) {
+        let _ = write!(out, "\r\x1b[K");
+        let _ = out.flush();
+    }
 }
 
 /// The strerror(3) text of an error: `Connection refused`, without Rust's

@@ -4,10 +4,11 @@
 //! site, as in the C originals. This library holds the rest: reading the
 //! command line, reporting errors, framing lines across `read(2)` calls and
 //! the write-all loop (Stevens' `writen`), the IRC message format of lab 07,
-//! and the chat client's conversation (labs 07 and 08).
+//! the chat client's conversation (labs 07 and 08), and lab 08's DCC offers.
 
 pub mod chat;
 pub mod cli;
+pub mod dcc;
 pub mod fail;
 pub mod io;
 pub mod irc;
