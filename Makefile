@@ -73,4 +73,4 @@ udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy li
 	@sh labs/06-udp/loss-demo.sh
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 15
