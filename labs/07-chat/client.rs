@@ -132,6 +132,10 @@ fn main() {
             match read(&sock, from_server.space()) {
                 // After our QUIT the server closes: that is the goodbye.
                 Ok(0) if chat.quitting() => return,
+                // After QUIT, a reset is a goodbye too: the server closed
+                // with some of our input unread, and close(2) then sends a
+                // RST instead of a FIN (tcp(7)).
+                Err(Errno::ECONNRESET) if chat.quitting() => return,
                 Ok(0) => {
                     warn!("server {server} closed the connection");
                     std::process::exit(1);

@@ -237,6 +237,10 @@ fn main() {
         if sock_readable {
             match read(&sock, from_server.space()) {
                 Ok(0) if chat.quitting() => return,
+                // After QUIT, a reset is a goodbye too: the server closed
+                // with some of our input unread, and close(2) then sends a
+                // RST instead of a FIN (tcp(7)).
+                Err(Errno::ECONNRESET) if chat.quitting() => return,
                 Ok(0) => {
                     warn!("server {server} closed the connection");
                     transfers.abandon_all();
