@@ -2,6 +2,10 @@
 //! through the clients' stdin against lab 07's chat server. Where a test
 //! needs a peer that misbehaves, the test itself is that peer: a raw IRC
 //! connection (common::Irc) and a socket of its own.
+//!
+//! Every test runs twice, with one body: with the Rust client
+//! (`NAME::rust`) and with its C twin (`NAME::c`, labs/08-transfer/client-c,
+//! built by `make c`), both against lab 07's Rust chat server.
 
 mod common;
 
@@ -12,20 +16,45 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, Irc, PATIENCE, Server, TempDir, check_usage_error, peak_resident_kib, run,
+    Interactive, Irc, PATIENCE, Server, TempDir, Twin, c_twin, check_twins_say_the_same,
+    check_usage_error, peak_resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_transfer-client");
+
+/// Lab 08's client in one implementation or the other.
+fn client_program(twin: Twin) -> String {
+    match twin {
+        Twin::Rust => env!("CARGO_BIN_EXE_transfer-client").to_string(),
+        Twin::C => c_twin("08-transfer", "client"),
+    }
+}
+
+crate::for_rust_and_c!(
+    fifty_megabytes_arrive_intact_with_bounded_memory,
+    a_refused_offer_is_withdrawn,
+    an_offer_nobody_takes_times_out,
+    hostile_offers_never_write_outside_the_download_directory,
+    an_existing_file_is_never_overwritten,
+    a_sender_that_stops_early_leaves_no_file_and_one_that_sends_more_is_cut_off,
+    only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer,
+    the_client_checks_its_arguments,
+);
 
 fn start() -> Server {
     Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
 }
 
-/// Our client as `nick`, receiving into `downloads`, registered.
-fn client(server: &Server, nick: &str, downloads: &Path, extra: &[&str]) -> Interactive {
+/// Our client (`twin`'s) as `nick`, receiving into `downloads`, registered.
+fn client(
+    twin: Twin,
+    server: &Server,
+    nick: &str,
+    downloads: &Path,
+    extra: &[&str],
+) -> Interactive {
     let port = server.port().to_string();
     let downloads = downloads.to_string_lossy();
     let mut args = vec![
@@ -37,7 +66,7 @@ fn client(server: &Server, nick: &str, downloads: &Path, extra: &[&str]) -> Inte
         &downloads,
     ];
     args.extend_from_slice(extra);
-    let mut user = Interactive::start(CLIENT, &args);
+    let mut user = Interactive::start(&client_program(twin), &args);
     user.expect("Welcome to the socket-labs Network");
     user
 }
@@ -135,8 +164,7 @@ fn read_acks_until(stream: &mut TcpStream, total: u32) {
     }
 }
 
-#[test]
-fn fifty_megabytes_arrive_intact_with_bounded_memory() {
+fn fifty_megabytes_arrive_intact_with_bounded_memory(twin: Twin) {
     const SIZE: usize = 50 * 1024 * 1024;
     let server = start();
     let tmp = TempDir::new("lab08-big");
@@ -145,8 +173,8 @@ fn fifty_megabytes_arrive_intact_with_bounded_memory() {
     std::fs::write(&path, &data).expect("write the file to send");
     let downloads = tmp.join("downloads");
 
-    let mut alice = client(&server, "alice", &tmp.join("alice-dl"), &[]);
-    let mut bob = client(&server, "bob", &downloads, &[]);
+    let mut alice = client(twin, &server, "alice", &tmp.join("alice-dl"), &[]);
+    let mut bob = client(twin, &server, "bob", &downloads, &[]);
     let started = Instant::now();
     alice.type_line(&format!("/send bob {}", path.display()));
     alice.expect("offering big.bin (52.4 MB) to bob at 127.0.0.1: listening on 127.0.0.1:");
@@ -186,13 +214,12 @@ fn fifty_megabytes_arrive_intact_with_bounded_memory() {
     assert_eq!(names_in(&downloads), ["big.bin"]);
 }
 
-#[test]
-fn a_refused_offer_is_withdrawn() {
+fn a_refused_offer_is_withdrawn(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-refuse");
     std::fs::write(tmp.join("notes.txt"), b"some notes\n").expect("write");
-    let mut alice = client(&server, "alice", &tmp.join("a"), &[]);
-    let mut bob = client(&server, "bob", &tmp.join("b"), &[]);
+    let mut alice = client(twin, &server, "alice", &tmp.join("a"), &[]);
+    let mut bob = client(twin, &server, "bob", &tmp.join("b"), &[]);
     alice.type_line(&format!("/send bob {}", tmp.join("notes.txt").display()));
     let offering = alice.expect("offering notes.txt (11 B) to bob");
     let port = offering
@@ -214,13 +241,18 @@ fn a_refused_offer_is_withdrawn() {
     assert!(names_in(&tmp.join("b")).is_empty());
 }
 
-#[test]
-fn an_offer_nobody_takes_times_out() {
+fn an_offer_nobody_takes_times_out(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-timeout");
     std::fs::write(tmp.join("late.txt"), b"too late").expect("write");
-    let mut alice = client(&server, "alice", &tmp.join("a"), &["--offer-timeout", "1"]);
-    let mut bob = client(&server, "bob", &tmp.join("b"), &[]);
+    let mut alice = client(
+        twin,
+        &server,
+        "alice",
+        &tmp.join("a"),
+        &["--offer-timeout", "1"],
+    );
+    let mut bob = client(twin, &server, "bob", &tmp.join("b"), &[]);
     alice.type_line(&format!("/send bob {}", tmp.join("late.txt").display()));
     alice.expect("offering late.txt (8 B) to bob at 127.0.0.1: listening on 127.0.0.1:");
     bob.expect("alice offers late.txt (8 B)");
@@ -234,12 +266,11 @@ fn an_offer_nobody_takes_times_out() {
     alice.expect("-!- nobody: there is no such nick: late.txt not offered");
 }
 
-#[test]
-fn hostile_offers_never_write_outside_the_download_directory() {
+fn hostile_offers_never_write_outside_the_download_directory(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-hostile");
     let downloads = tmp.join("dl");
-    let mut bob = client(&server, "bob", &downloads, &["--max-size", "1M"]);
+    let mut bob = client(twin, &server, "bob", &downloads, &["--max-size", "1M"]);
     let mut mallory = FakeSender::new(&server);
 
     // A path that climbs out, and an absolute one: only the base name is kept.
@@ -306,15 +337,14 @@ fn hostile_offers_never_write_outside_the_download_directory() {
     assert_eq!(names_in(&tmp.path), ["dl"]);
 }
 
-#[test]
-fn an_existing_file_is_never_overwritten() {
+fn an_existing_file_is_never_overwritten(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-exists");
     let downloads = tmp.join("dl");
     std::fs::create_dir_all(&downloads).expect("mkdir");
     std::fs::write(downloads.join("report.txt"), b"mine").expect("write");
     std::fs::write(downloads.join("report-1.txt.part"), b"someone's part").expect("write");
-    let mut bob = client(&server, "bob", &downloads, &[]);
+    let mut bob = client(twin, &server, "bob", &downloads, &[]);
     let mut mallory = FakeSender::new(&server);
     mallory.offer("bob", "report.txt", "6");
     bob.expect("mallory offers report.txt (6 B)");
@@ -340,12 +370,11 @@ fn an_existing_file_is_never_overwritten() {
     );
 }
 
-#[test]
-fn a_sender_that_stops_early_leaves_no_file_and_one_that_sends_more_is_cut_off() {
+fn a_sender_that_stops_early_leaves_no_file_and_one_that_sends_more_is_cut_off(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-early");
     let downloads = tmp.join("dl");
-    let mut bob = client(&server, "bob", &downloads, &[]);
+    let mut bob = client(twin, &server, "bob", &downloads, &[]);
     let mut mallory = FakeSender::new(&server);
 
     mallory.offer("bob", "half.bin", "1000000");
@@ -404,8 +433,7 @@ fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
     stream
 }
 
-#[test]
-fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer() {
+fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-peer");
     let data = random_bytes(300_000, 9);
@@ -416,9 +444,10 @@ fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer() {
     let (mut bob, _) = Irc::register(&server, "bob");
     let port = server.port().to_string();
     let input = format!("/send bob {}\n", path.display());
+    let program = client_program(twin);
     let alice = std::thread::spawn(move || {
         let args = ["127.0.0.1", port.as_str(), "--nick", "alice"];
-        run(CLIENT, &args, input.as_bytes())
+        run(&program, &args, input.as_bytes())
     });
     let offer = bob.expect("\u{1}DCC SEND data.bin ");
     assert!(
@@ -466,13 +495,55 @@ fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer() {
     );
 }
 
-#[test]
-fn the_client_checks_its_arguments() {
-    let out = run(CLIENT, &["--help"], b"");
+fn the_client_checks_its_arguments(twin: Twin) {
+    let program = client_program(twin);
+    let out = run(&program, &["--help"], b"");
     assert_eq!(out.code(), Some(0));
     assert!(out.stdout_text().starts_with("usage: client "));
     assert!(out.stdout_text().contains("--downloads DIR"));
-    check_usage_error(CLIENT, &["--offer-timeout", "0"], "invalid SECS '0'");
-    check_usage_error(CLIENT, &["--max-size", "lots"], "invalid SIZE 'lots'");
-    check_usage_error(CLIENT, &["--downloads"], "--downloads needs a value");
+    check_usage_error(&program, &["--offer-timeout", "0"], "invalid SECS '0'");
+    check_usage_error(&program, &["--max-size", "lots"], "invalid SIZE 'lots'");
+    check_usage_error(&program, &["--downloads"], "--downloads needs a value");
+}
+
+/// `--help` and every mistake on the command line: the same bytes on
+/// stdout and stderr, and the same exit status, from both clients; and
+/// the same failure to connect where nothing listens.
+#[test]
+fn both_clients_say_the_same_about_their_arguments() {
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port().to_string();
+    drop(closed); // nothing listens there now
+    check_twins_say_the_same(
+        &client_program(Twin::Rust),
+        &client_program(Twin::C),
+        &[
+            &["--help"],
+            &["--raw", "-h"],
+            &["--nick"],
+            &["--bogus"],
+            &["127.0.0.1", "port"],
+            &["127.0.0.1", "70000"],
+            &["127.0.0.1", "1", "2"],
+            &["--downloads"],
+            &["--max-size"],
+            &["--max-size", "lots"],
+            &["--max-size", "10X"],
+            &["--max-size", "1.5M"],
+            &["--max-size", "-1"],
+            &["--max-size", "99999999999999999999T"],
+            &["--max-size", "99999999T"],
+            &["--max-size=", "127.0.0.1"],
+            &["--offer-timeout"],
+            &["--offer-timeout", "0"],
+            &["--offer-timeout", "00"],
+            &["--offer-timeout", "86401"],
+            &["--offer-timeout", "-1"],
+            &["--offer-timeout", ""],
+            &["--offer-timeout", "+"],
+            &["--offer-timeout", "99999999999999999999999"],
+            &["--offer-timeout=soon"],
+            &["127.0.0.1", &port, "--nick", "alice"],
+        ],
+    );
 }
