@@ -139,6 +139,7 @@ int main(int argc, char **argv)
      * listening socket of its own on the same port: with SO_REUSEPORT the
      * kernel hashes each new connection to one of them (socket(7)). */
     unsigned long worker = 0;
+    pid_t parent = getpid();
     for (unsigned long n = 1; n < workers; n++) {
         pid_t pid = fork();
         if (pid < 0)
@@ -159,6 +160,10 @@ int main(int argc, char **argv)
         /* A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG). */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
             fprintf(stderr, "prctl: %s\n", strerror(errno));
+        /* The parent may have died before the line above: then no signal
+         * will come, and we have been adopted by another. */
+        if (getppid() != parent)
+            exit(0);
         /* Cosmetic (`ps -o comm`); the kernel keeps 15 bytes of it. */
         char name[32];
         snprintf(name, sizeof name, "server:w%lu", n);

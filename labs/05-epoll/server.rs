@@ -21,7 +21,7 @@ use nix::sys::socket::{
     getsockname, listen, setsockopt, socket, sockopt,
 };
 use nix::sys::stat::Mode;
-use nix::unistd::{ForkResult, close, fork, getpid, read, write};
+use nix::unistd::{ForkResult, close, fork, getpid, getppid, read, write};
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
@@ -82,6 +82,7 @@ fn main() {
     // listening socket of its own on the same port: with SO_REUSEPORT the
     // kernel hashes each new connection to one of them (socket(7)).
     let mut worker = 0;
+    let parent = getpid();
     for n in 1..workers {
         // SAFETY: this process has a single thread, so the child may run
         // any code after fork(2).
@@ -98,6 +99,11 @@ fn main() {
                 // A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG).
                 if let Err(err) = prctl::set_pdeathsig(Signal::SIGTERM) {
                     warn!("prctl: {}", reason(&err));
+                }
+                // The parent may have died before the line above: then no
+                // signal will come, and we have been adopted by another.
+                if getppid() != parent {
+                    std::process::exit(0);
                 }
                 if let Ok(name) = CString::new(format!("server:w{n}")) {
                     let _ = prctl::set_name(&name); // cosmetic: `ps -o comm`
