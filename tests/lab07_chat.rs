@@ -2,6 +2,10 @@
 //! clients at once. Replies are checked numeric by numeric, parameter by
 //! parameter (RFC 2812 §5, modern.ircdocs.horse); "nothing else arrived" is
 //! checked with a PING whose PONG must be the next line (`Irc::sync`).
+//!
+//! Every test runs twice, with one body: against the Rust server
+//! (`NAME::rust`) and against its C twin (`NAME::c`, labs/07-chat/server-c,
+//! built by `make c`).
 
 mod common;
 
@@ -11,17 +15,45 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Irc, Server, allow_descriptors, check_server_arguments, check_usage_error, reset, resident_kib,
+    Irc, Server, Twin, allow_descriptors, c_twin, check_server_arguments, check_twins_say_the_same,
+    check_usage_error, reset, resident_kib,
 };
 use socket_labs::irc::Message;
 
-const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
 const NAME: &str = "chat.socket-labs";
 
-fn start(extra: &[&str]) -> Server {
+crate::for_rust_and_c!(
+    registration_in_either_order_gives_the_welcome_burst,
+    the_server_name_is_the_prefix_of_replies,
+    nicknames_follow_the_rules_and_are_unique_whatever_their_case,
+    a_rename_is_seen_by_the_user_and_its_channel_peers_only,
+    messages_go_to_a_nick_a_channel_or_everyone,
+    a_notice_is_never_answered,
+    channels_join_part_names_topic_and_list,
+    the_names_of_a_big_channel_span_several_lines_of_512_bytes,
+    who_and_whois_tell_who_is_there_and_from_where,
+    mode_answers_what_clients_ask_and_operators_give_operator_status,
+    quit_is_relayed_and_any_disconnect_frees_the_nick,
+    an_overlong_line_gets_417_and_the_connection_stays_usable,
+    a_client_that_never_reads_is_dropped_while_the_others_carry_on,
+    a_silent_client_is_pinged_then_dropped,
+    a_thousand_users_register_and_exchange_messages,
+    the_server_shares_the_common_interface,
+    a_reset_before_registration_frees_the_nick_it_held,
+);
+
+/// The chat server, in one implementation or the other.
+fn server_bin(twin: Twin) -> String {
+    match twin {
+        Twin::Rust => env!("CARGO_BIN_EXE_chat-server").to_string(),
+        Twin::C => c_twin("07-chat", "server"),
+    }
+}
+
+fn start(twin: Twin, extra: &[&str]) -> Server {
     let mut args = vec!["0", "--bind", "127.0.0.1"];
     args.extend_from_slice(extra);
-    Server::start(SERVER, &args)
+    Server::start(&server_bin(twin), &args)
 }
 
 fn parse(line: &str) -> Message {
@@ -69,9 +101,8 @@ fn join_all(users: &mut [&mut Irc], channel: &str) {
     }
 }
 
-#[test]
-fn registration_in_either_order_gives_the_welcome_burst() {
-    let mut server = start(&[]);
+fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
+    let mut server = start(twin, &[]);
     let (_alice, burst) = Irc::register(&server, "alice");
     assert_eq!(
         commands(&burst),
@@ -131,9 +162,8 @@ fn registration_in_either_order_gives_the_welcome_burst() {
     server.expect("registered as bob");
 }
 
-#[test]
-fn the_server_name_is_the_prefix_of_replies() {
-    let server = start(&["--name", "irc.example.org"]);
+fn the_server_name_is_the_prefix_of_replies(twin: Twin) {
+    let server = start(twin, &["--name", "irc.example.org"]);
     let mut irc = Irc::connect(&server);
     irc.login("ann");
     let first = parse(&irc.next());
@@ -144,9 +174,8 @@ fn the_server_name_is_the_prefix_of_replies() {
     assert_eq!(irc.next(), ":irc.example.org PONG irc.example.org :token 1");
 }
 
-#[test]
-fn nicknames_follow_the_rules_and_are_unique_whatever_their_case() {
-    let mut server = start(&[]);
+fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
+    let mut server = start(twin, &[]);
     let [alice, _brackets] = users(&server, ["alice", "[x]"]);
     let mut other = Irc::connect(&server);
     other.send("NICK ALICE");
@@ -179,9 +208,8 @@ fn nicknames_follow_the_rules_and_are_unique_whatever_their_case() {
     );
 }
 
-#[test]
-fn a_rename_is_seen_by_the_user_and_its_channel_peers_only() {
-    let mut server = start(&[]);
+fn a_rename_is_seen_by_the_user_and_its_channel_peers_only(twin: Twin) {
+    let mut server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
     join_all(&mut [&mut alice, &mut bob], "#room");
 
@@ -206,9 +234,8 @@ fn a_rename_is_seen_by_the_user_and_its_channel_peers_only() {
     assert!(bob.sync().iter().all(|l| !l.contains("carol")));
 }
 
-#[test]
-fn messages_go_to_a_nick_a_channel_or_everyone() {
-    let server = start(&[]);
+fn messages_go_to_a_nick_a_channel_or_everyone(twin: Twin) {
+    let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
     join_all(&mut [&mut alice, &mut bob], "#room");
 
@@ -276,9 +303,8 @@ fn messages_go_to_a_nick_a_channel_or_everyone() {
     );
 }
 
-#[test]
-fn a_notice_is_never_answered() {
-    let server = start(&[]);
+fn a_notice_is_never_answered(twin: Twin) {
+    let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
     bob.send("JOIN #room");
     bob.expect(" 366 ");
@@ -298,9 +324,8 @@ fn a_notice_is_never_answered() {
     assert_eq!(bob.next(), ":alice!alice@127.0.0.1 NOTICE bob :psst");
 }
 
-#[test]
-fn channels_join_part_names_topic_and_list() {
-    let mut server = start(&[]);
+fn channels_join_part_names_topic_and_list(twin: Twin) {
+    let mut server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
 
     // The creator is the operator; there is no topic yet (no 332).
@@ -399,9 +424,8 @@ fn channels_join_part_names_topic_and_list() {
     assert_eq!(carol.sync().len(), 20, "JOIN 0 leaves every channel");
 }
 
-#[test]
-fn the_names_of_a_big_channel_span_several_lines_of_512_bytes() {
-    let server = start(&[]);
+fn the_names_of_a_big_channel_span_several_lines_of_512_bytes(twin: Twin) {
+    let server = start(twin, &[]);
     let mut crowd: Vec<Irc> = (0..150)
         .map(|n| Irc::register(&server, &format!("member{n:03}")).0)
         .collect();
@@ -424,9 +448,8 @@ fn the_names_of_a_big_channel_span_several_lines_of_512_bytes() {
     assert_eq!(replies(&late.sync(), "352").len(), 151);
 }
 
-#[test]
-fn who_and_whois_tell_who_is_there_and_from_where() {
-    let server = start(&[]);
+fn who_and_whois_tell_who_is_there_and_from_where(twin: Twin) {
+    let server = start(twin, &[]);
     let [mut alice, mut bob, carol] = users(&server, ["alice", "bob", "carol"]);
     join_all(&mut [&mut alice, &mut bob], "#room");
     join_all(&mut [&mut alice, &mut bob], "#two");
@@ -515,9 +538,8 @@ fn who_and_whois_tell_who_is_there_and_from_where() {
     assert_eq!(reply(&bob.next(), "431")[0], "bob");
 }
 
-#[test]
-fn mode_answers_what_clients_ask_and_operators_give_operator_status() {
-    let server = start(&[]);
+fn mode_answers_what_clients_ask_and_operators_give_operator_status(twin: Twin) {
+    let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
     join_all(&mut [&mut alice, &mut bob], "#room");
     bob.send("MODE #room");
@@ -540,9 +562,8 @@ fn mode_answers_what_clients_ask_and_operators_give_operator_status() {
     assert_eq!(reply(&bob.next(), "502")[0], "bob");
 }
 
-#[test]
-fn quit_is_relayed_and_any_disconnect_frees_the_nick() {
-    let mut server = start(&[]);
+fn quit_is_relayed_and_any_disconnect_frees_the_nick(twin: Twin) {
+    let mut server = start(twin, &[]);
     let [mut alice, mut bob, carol, mut dave] = users(&server, ["alice", "bob", "carol", "dave"]);
     let mut carol = carol;
     join_all(&mut [&mut alice, &mut bob, &mut carol, &mut dave], "#room");
@@ -576,9 +597,8 @@ fn quit_is_relayed_and_any_disconnect_frees_the_nick() {
     );
 }
 
-#[test]
-fn an_overlong_line_gets_417_and_the_connection_stays_usable() {
-    let server = start(&[]);
+fn an_overlong_line_gets_417_and_the_connection_stays_usable(twin: Twin) {
+    let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
     // 512 bytes with CR LF: the longest line allowed. Relayed with a longer
     // prefix, it is cut to 512 bytes.
@@ -603,9 +623,8 @@ fn an_overlong_line_gets_417_and_the_connection_stays_usable() {
     assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG bob :still here");
 }
 
-#[test]
-fn a_client_that_never_reads_is_dropped_while_the_others_carry_on() {
-    let mut server = start(&[]);
+fn a_client_that_never_reads_is_dropped_while_the_others_carry_on(twin: Twin) {
+    let mut server = start(twin, &[]);
     let before = resident_kib(server.pid());
     let [mut hog, mut talker, mut carol] = users(&server, ["hog", "talker", "carol"]);
     join_all(&mut [&mut carol, &mut hog], "#room");
@@ -652,9 +671,8 @@ fn a_client_that_never_reads_is_dropped_while_the_others_carry_on() {
     drop(hog);
 }
 
-#[test]
-fn a_silent_client_is_pinged_then_dropped() {
-    let mut server = start(&["--ping-timeout", "1"]);
+fn a_silent_client_is_pinged_then_dropped(twin: Twin) {
+    let mut server = start(twin, &["--ping-timeout", "1"]);
     let [mut quiet, mut chatty] = users(&server, ["quiet", "chatty"]);
     quiet.answer_pings = false;
     join_all(&mut [&mut quiet, &mut chatty], "#room");
@@ -676,8 +694,7 @@ fn a_silent_client_is_pinged_then_dropped() {
     assert!(chatty.sync().is_empty());
 }
 
-#[test]
-fn a_thousand_users_register_and_exchange_messages() {
+fn a_thousand_users_register_and_exchange_messages(twin: Twin) {
     const USERS: usize = 1000;
     if !allow_descriptors(2 * USERS as u64 + 100) {
         eprintln!(
@@ -686,7 +703,7 @@ fn a_thousand_users_register_and_exchange_messages() {
         );
         return;
     }
-    let mut server = start(&[]);
+    let mut server = start(twin, &[]);
     server.expect("descriptor limit ");
     let started = Instant::now();
     let mut users: Vec<Irc> = (0..USERS).map(|_| Irc::connect(&server)).collect();
@@ -721,18 +738,21 @@ fn a_thousand_users_register_and_exchange_messages() {
     assert!(server.is_running());
 }
 
-#[test]
-fn the_server_shares_the_common_interface() {
-    check_server_arguments(SERVER);
-    check_usage_error(SERVER, &["--ping-timeout", "0"], "invalid SECS '0'");
-    check_usage_error(SERVER, &["--ping-timeout", "soon"], "invalid SECS 'soon'");
-    check_usage_error(SERVER, &["--name", "my server"], "invalid NAME 'my server'");
-    check_usage_error(SERVER, &["--name"], "--name needs a value");
+fn the_server_shares_the_common_interface(twin: Twin) {
+    let server = server_bin(twin);
+    check_server_arguments(&server);
+    check_usage_error(&server, &["--ping-timeout", "0"], "invalid SECS '0'");
+    check_usage_error(&server, &["--ping-timeout", "soon"], "invalid SECS 'soon'");
+    check_usage_error(
+        &server,
+        &["--name", "my server"],
+        "invalid NAME 'my server'",
+    );
+    check_usage_error(&server, &["--name"], "--name needs a value");
 }
 
-#[test]
-fn a_reset_before_registration_frees_the_nick_it_held() {
-    let mut server = start(&[]);
+fn a_reset_before_registration_frees_the_nick_it_held(twin: Twin) {
+    let mut server = start(twin, &[]);
     let mut half = Irc::connect(&server);
     half.send("NICK ghost");
     half.sync(); // the server has the NICK (and has accepted the connection)
@@ -741,4 +761,43 @@ fn a_reset_before_registration_frees_the_nick_it_held() {
     server.expect(&format!("{address} disconnected"));
     let (_ghost, burst) = Irc::register(&server, "ghost");
     assert_eq!(reply(&burst[0], "001")[0], "ghost");
+}
+
+/// `--help` and every mistake on the command line: the same bytes on
+/// stdout and stderr, and the same exit status, from both servers.
+#[test]
+fn both_servers_say_the_same_about_their_arguments() {
+    check_twins_say_the_same(
+        &server_bin(Twin::Rust),
+        &server_bin(Twin::C),
+        &[
+            &["--help"],
+            &["-h", "--bogus"],
+            &["abc"],
+            &["70000"],
+            &["+"],
+            &["-1"],
+            &["--bogus"],
+            &["4242", "4243"],
+            &["--bind"],
+            &["--bind", "nowhere"],
+            &["--bind=::1x"],
+            &["--name"],
+            &["--name", ""],
+            &["--name", "my server"],
+            &["--name", "a_b"],
+            &["--name", &"x".repeat(64)],
+            &["--name=bad!", "--ping-timeout", "0"],
+            &["--ping-timeout"],
+            &["--ping-timeout", "0"],
+            &["--ping-timeout", "86401"],
+            &["--ping-timeout", "+0"],
+            &["--ping-timeout", "soon"],
+            &["--ping-timeout", ""],
+            &["--ping-timeout", "99999999999999999999999"],
+            &["--ping-timeout", "-5"],
+            &["--name", "ok", "extra", "more"],
+            &["--bind", "nowhere", "--name", "bad name"],
+        ],
+    );
 }

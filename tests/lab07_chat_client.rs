@@ -1,30 +1,60 @@
 //! Lab 07: the chat client, driven through its stdin against the chat server.
+//!
+//! Every test runs twice, with one body: the Rust client against the Rust
+//! server (`NAME::rust`), and the C client against the C server (`NAME::c`,
+//! labs/07-chat/client-c and server-c, built by `make c`).
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
-use common::{Interactive, Server, check_usage_error, run};
+use common::{Interactive, Server, Twin, c_twin, check_twins_say_the_same, check_usage_error, run};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
-
-fn start() -> Server {
-    Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
+/// Lab 07's two programs, in one implementation or the other.
+struct Chat {
+    server: String,
+    client: String,
 }
 
-fn client(server: &Server, extra: &[&str]) -> Interactive {
-    let port = server.port().to_string();
-    let mut args = vec!["127.0.0.1", port.as_str()];
-    args.extend_from_slice(extra);
-    Interactive::start(CLIENT, &args)
+impl Chat {
+    fn of(twin: Twin) -> Chat {
+        match twin {
+            Twin::Rust => Chat {
+                server: env!("CARGO_BIN_EXE_chat-server").to_string(),
+                client: env!("CARGO_BIN_EXE_chat-client").to_string(),
+            },
+            Twin::C => Chat {
+                server: c_twin("07-chat", "server"),
+                client: c_twin("07-chat", "client"),
+            },
+        }
+    }
+
+    fn start(&self) -> Server {
+        Server::start(&self.server, &["0", "--bind", "127.0.0.1"])
+    }
+
+    fn client(&self, server: &Server, extra: &[&str]) -> Interactive {
+        let port = server.port().to_string();
+        let mut args = vec!["127.0.0.1", port.as_str()];
+        args.extend_from_slice(extra);
+        Interactive::start(&self.client, &args)
+    }
 }
 
-#[test]
-fn the_commands_become_irc_lines_and_readable_output() {
-    let server = start();
-    let mut bob = client(&server, &["--nick", "bob"]);
+crate::for_rust_and_c!(
+    the_commands_become_irc_lines_and_readable_output,
+    a_taken_nick_asks_for_another,
+    without_a_nick_the_client_asks_for_one,
+    the_client_answers_ping_and_reports_a_server_that_closes,
+    the_client_checks_its_arguments,
+);
+
+fn the_commands_become_irc_lines_and_readable_output(twin: Twin) {
+    let chat = Chat::of(twin);
+    let server = chat.start();
+    let mut bob = chat.client(&server, &["--nick", "bob"]);
     bob.expect("-!- "); // the welcome: bob is registered
     bob.type_line("/join #room");
     bob.expect("you joined #room");
@@ -39,7 +69,7 @@ fn the_commands_become_irc_lines_and_readable_output() {
                   /bogus\n\
                   /quit bye\n";
     let out = run(
-        CLIENT,
+        &chat.client,
         &["127.0.0.1", &port, "--nick", "alice", "--raw"],
         script.as_bytes(),
     );
@@ -84,12 +114,12 @@ fn the_commands_become_irc_lines_and_readable_output() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }
 
-#[test]
-fn a_taken_nick_asks_for_another() {
-    let server = start();
-    let mut first = client(&server, &["--nick", "Carol"]);
+fn a_taken_nick_asks_for_another(twin: Twin) {
+    let chat = Chat::of(twin);
+    let server = chat.start();
+    let mut first = chat.client(&server, &["--nick", "Carol"]);
     first.expect("-!- ");
-    let mut second = client(&server, &["--nick", "carol"]);
+    let mut second = chat.client(&server, &["--nick", "carol"]);
     second.expect("nickname carol is taken: choose another with /nick NAME");
     second.type_line("/nick carol2");
     second.type_line("/whois carol2");
@@ -98,10 +128,10 @@ fn a_taken_nick_asks_for_another() {
     assert_eq!(code, Some(0));
 }
 
-#[test]
-fn without_a_nick_the_client_asks_for_one() {
-    let server = start();
-    let mut anon = client(&server, &[]);
+fn without_a_nick_the_client_asks_for_one(twin: Twin) {
+    let chat = Chat::of(twin);
+    let server = chat.start();
+    let mut anon = chat.client(&server, &[]);
     anon.expect("choose a nickname: /nick NAME");
     anon.type_line("/who");
     anon.expect("choose a nickname first");
@@ -110,12 +140,12 @@ fn without_a_nick_the_client_asks_for_one() {
     anon.expect("dave (dave@127.0.0.1)");
 }
 
-#[test]
-fn the_client_answers_ping_and_reports_a_server_that_closes() {
+fn the_client_answers_ping_and_reports_a_server_that_closes(twin: Twin) {
+    let chat = Chat::of(twin);
     // A stand-in server: registers the client, pings it, then hangs up.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port().to_string();
-    let mut user = Interactive::start(CLIENT, &["127.0.0.1", &port, "--nick", "erin"]);
+    let mut user = Interactive::start(&chat.client, &["127.0.0.1", &port, "--nick", "erin"]);
     let (conn, _) = listener.accept().expect("accept");
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut conn = conn;
@@ -140,11 +170,40 @@ fn the_client_answers_ping_and_reports_a_server_that_closes() {
     );
 }
 
-#[test]
-fn the_client_checks_its_arguments() {
-    let out = run(CLIENT, &["--help"], b"");
+fn the_client_checks_its_arguments(twin: Twin) {
+    let chat = Chat::of(twin);
+    let out = run(&chat.client, &["--help"], b"");
     assert_eq!(out.code(), Some(0));
     assert!(out.stdout_text().starts_with("usage: client "));
-    check_usage_error(CLIENT, &["--nick"], "--nick needs a value");
-    check_usage_error(CLIENT, &["127.0.0.1", "port"], "invalid PORT 'port'");
+    check_usage_error(&chat.client, &["--nick"], "--nick needs a value");
+    check_usage_error(&chat.client, &["127.0.0.1", "port"], "invalid PORT 'port'");
+}
+
+/// `--help` and every mistake on the command line: the same bytes on
+/// stdout and stderr, and the same exit status, from both clients; and
+/// the same failure to connect where nothing listens.
+#[test]
+fn both_clients_say_the_same_about_their_arguments() {
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port().to_string();
+    drop(closed); // nothing listens there now
+    check_twins_say_the_same(
+        &Chat::of(Twin::Rust).client,
+        &Chat::of(Twin::C).client,
+        &[
+            &["--help"],
+            &["--raw", "-h"],
+            &["--nick"],
+            &["--bogus"],
+            &["-x", "--nick", "a"],
+            &["127.0.0.1", "port"],
+            &["127.0.0.1", "70000"],
+            &["127.0.0.1", ""],
+            &["127.0.0.1", "-1"],
+            &["127.0.0.1", "4242", "extra"],
+            &["127.0.0.1", "4242", "--what"],
+            &["127.0.0.1", &port, "--nick", "x"],
+            &["127.0.0.1", &port, "--nick=x", "--raw"],
+        ],
+    );
 }
