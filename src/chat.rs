@@ -15,6 +15,16 @@
 use crate::irc::{self, Message};
 use crate::{Line, log};
 
+/// Stdin is read only while less than this waits to go to the server.
+pub const MAX_QUEUED: usize = 64 * 1024;
+/// The queue's hard bound: MAX_QUEUED, and what one turn may add on top of
+/// it (one read of stdin: at most 256 lines of up to 512 bytes; one read of
+/// the socket: a few PONGs). Past it a line is dropped (see `send`), as the
+/// C twin's fixed array does.
+pub const QUEUE_SIZE: usize = MAX_QUEUED + 256 * irc::MAX_LINE + 4 * irc::MAX_LINE;
+/// The most channels remembered; the server lets a user be on 20.
+pub const MAX_JOINED: usize = 100;
+
 /// What `/help` shows.
 const COMMANDS: &str = "\
 commands:
@@ -94,13 +104,30 @@ impl Chat {
         self.nick.as_deref().unwrap_or("?")
     }
 
+    /// `channel` becomes the current one (the last of the list). The list
+    /// is bounded whatever the server sends: past MAX_JOINED, the oldest is
+    /// forgotten (the server lets a user be on 20).
+    fn join(&mut self, channel: String) {
+        self.channels
+            .retain(|c| irc::fold(c) != irc::fold(&channel));
+        if self.channels.len() == MAX_JOINED {
+            self.channels.remove(0);
+        }
+        self.channels.push(channel);
+    }
+
     /// Queues one IRC message for the server.
     pub fn send(&self, queued: &mut Vec<u8>, command: &str, params: &[&str]) {
         let line = irc::format(None, command, params);
         if self.raw {
             log!(">> {}", line.trim_end());
         }
-        queued.extend_from_slice(line.as_bytes());
+        // Bounded whatever the server does: stdin is read only below
+        // MAX_QUEUED, but a server that sends PINGs and never reads our
+        // PONGs would make the queue grow. Past the bound, a line is dropped.
+        if queued.len() + line.len() <= QUEUE_SIZE {
+            queued.extend_from_slice(line.as_bytes());
+        }
     }
 
     /// Sends NICK, and USER the first time: registration (RFC 2812 §3.1).
@@ -188,9 +215,7 @@ impl Chat {
                 // Lines typed next go there at once, without waiting for
                 // the server's JOIN: piped input does not wait. An error
                 // about the channel undoes it.
-                self.channels
-                    .retain(|c| irc::fold(c) != irc::fold(&channel));
-                self.channels.push(channel);
+                self.join(channel);
             }
             "part" => match (first, self.channels.last()) {
                 ("", Some(current)) => {
@@ -269,9 +294,7 @@ impl Chat {
                 let channel = p(0).to_string();
                 if is_me {
                     log!("-!- you joined {channel}");
-                    self.channels
-                        .retain(|c| irc::fold(c) != irc::fold(&channel));
-                    self.channels.push(channel);
+                    self.join(channel);
                 } else {
                     log!("-!- {from} joined {channel}");
                 }

@@ -15,7 +15,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, connect, socket};
 use nix::unistd::{isatty, read, write};
-use socket_labs::chat::Chat;
+use socket_labs::chat::{Chat, MAX_QUEUED};
 use socket_labs::irc;
 use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, Line, LineReader, OrDie, die, log, warn};
 
@@ -35,9 +35,6 @@ channel you joined last.
 Exit status: 0 after /quit or the end of input, 1 if a call failed or the
 server closed the connection first, 2 for bad arguments.
 ";
-
-/// Stdin is read only while less than this waits to go to the server.
-const MAX_QUEUED: usize = 64 * 1024;
 
 fn main() {
     let mut cli = Cli::new(USAGE);

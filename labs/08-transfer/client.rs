@@ -39,7 +39,7 @@ use nix::sys::socket::{
 };
 use nix::sys::statvfs::statvfs;
 use nix::unistd::{isatty, read, write};
-use socket_labs::chat::{self, Chat, Extension};
+use socket_labs::chat::{self, Chat, Extension, MAX_QUEUED};
 use socket_labs::dcc::{self, Dcc, Offer, Size, human};
 use socket_labs::irc::{self, Message};
 use socket_labs::{
@@ -75,9 +75,6 @@ const TRANSFER_COMMANDS: &str = "
   /send NICK PATH    offer a file to NICK; it goes straight to NICK's client
   /accept NICK       receive the file NICK offers (into --downloads)
   /refuse NICK       decline NICK's offer";
-
-/// Stdin is read only while less than this waits to go to the server.
-const MAX_QUEUED: usize = 64 * 1024;
 
 /// A file goes through a buffer of this size, one read(2) and one
 /// write(2) at a time: a 1 GB file uses the memory of one chunk.
