@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin,
-    check_out_of_descriptors, check_server_arguments, check_twins_say_the_same, check_usage_error,
-    cpu_ticks, echo, reset, resident_kib, run,
+    check_no_room_for_a_client, check_out_of_descriptors, check_server_arguments,
+    check_twins_say_the_same, check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -65,6 +65,7 @@ crate::for_rust_and_c!(
     five_thousand_clients_each_get_their_own_echo,
     a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded,
     running_out_of_descriptors_closes_new_connections_without_spinning,
+    a_limit_with_no_room_for_a_client_is_said_at_once,
     resets_and_early_leavers_do_not_disturb_the_server,
     the_poll_client_echoes_piped_input_and_binary,
     the_poll_client_prints_what_the_server_sends_while_stdin_is_idle,
@@ -140,6 +141,11 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     let lab = Poll::of(twin);
     check_out_of_descriptors(&lab.server);
+}
+
+fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
+    // 4: stdio and the listener, no room for the spare; 5: no room for a client.
+    check_no_room_for_a_client(&Poll::of(twin).server, &[4, 5]);
 }
 
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {

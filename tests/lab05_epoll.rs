@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    Server, Twin, allow_descriptors, c_twin, check_out_of_descriptors, check_server_arguments,
-    check_twins_say_the_same, check_usage_error, echo, reset, resident_kib,
+    Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client, check_out_of_descriptors,
+    check_server_arguments, check_twins_say_the_same, check_usage_error, echo, reset, resident_kib,
 };
 
 /// Lab 05's server in one implementation or the other.
@@ -35,6 +35,7 @@ crate::for_rust_and_c!(
     ten_thousand_clients_each_get_their_own_echo,
     a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded,
     running_out_of_descriptors_closes_new_connections_without_spinning,
+    a_limit_with_no_room_for_a_client_is_said_at_once,
     resets_and_early_leavers_do_not_disturb_the_server,
     two_workers_share_the_port_and_both_serve,
     the_server_shares_the_common_interface,
@@ -102,6 +103,12 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
 
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     check_out_of_descriptors(&server_program(twin));
+}
+
+fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
+    // 5: stdio, the listener and epoll, no room for the spare; 6: no room
+    // for a client.
+    check_no_room_for_a_client(&server_program(twin), &[5, 6]);
 }
 
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {

@@ -15,8 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Irc, Server, Twin, allow_descriptors, c_twin, check_server_arguments, check_twins_say_the_same,
-    check_usage_error, reset, resident_kib,
+    Irc, Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client,
+    check_server_arguments, check_twins_say_the_same, check_usage_error, cpu_ticks, reset,
+    resident_kib,
 };
 use socket_labs::irc::Message;
 
@@ -40,6 +41,8 @@ crate::for_rust_and_c!(
     a_thousand_users_register_and_exchange_messages,
     the_server_shares_the_common_interface,
     a_reset_before_registration_frees_the_nick_it_held,
+    a_limit_with_no_room_for_a_client_is_said_at_once,
+    out_of_descriptors_new_connections_are_closed_without_spinning,
 );
 
 /// The chat server, in one implementation or the other.
@@ -800,4 +803,40 @@ fn both_servers_say_the_same_about_their_arguments() {
             &["--bind", "nowhere", "--name", "bad name"],
         ],
     );
+}
+
+fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
+    // 4: stdio and the listener, no room for the spare; 5: no room for a client.
+    check_no_room_for_a_client(&server_bin(twin), &[4, 5]);
+}
+
+fn out_of_descriptors_new_connections_are_closed_without_spinning(twin: Twin) {
+    // 7: stdio, the listener, the spare and two clients (the server raises
+    // its soft limit to the hard one: both are set).
+    let script = format!(
+        "ulimit -n 7 && exec {} 0 --bind 127.0.0.1",
+        server_bin(twin)
+    );
+    let mut server = Server::start("/bin/sh", &["-c", &script]);
+    server.expect("descriptor limit 7");
+    let (mut alice, _) = Irc::register(&server, "alice");
+    let (bob, _) = Irc::register(&server, "bob");
+    let mut third = Irc::connect(&server);
+    third.nick = "third".to_string();
+    assert_eq!(third.line(), None, "a third client must be closed at once");
+    server.expect_err("Too many open files; closing new connections until one frees");
+    // Nothing signals "not spinning": measure the CPU used over a while.
+    let before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        cpu_ticks(server.pid()) - before < 20,
+        "the server is spinning"
+    );
+    // The two users still talk, and when one leaves a new one gets in.
+    alice.send("PRIVMSG bob :still here?");
+    drop(bob);
+    server.expect(" disconnected");
+    let (mut carol, _) = Irc::register(&server, "carol");
+    carol.send("PRIVMSG alice :room again");
+    alice.expect("room again");
 }

@@ -73,6 +73,8 @@ static int serve(struct client *c, short revents, char *buf, size_t size);
 static void add_client(int fd, const char *peer);
 static void *grow(void *array, size_t *cap, size_t want, size_t size);
 static _Noreturn void die(const char *call, const char *what);
+static int reserve_spare(unsigned long long limit);
+static int refuse_one(int listener, int *spare, const char *local);
 static const char *addr_text(const struct sockaddr_storage *ss, char *out);
 static void read_args(int argc, char **argv);
 static const char *take_value(const char *name, const char *what);
@@ -137,14 +139,14 @@ int main(int argc, char **argv)
     if (getsockname(listener, (struct sockaddr *)&local, &len) < 0)
         die("getsockname", addr_str);
     char local_str[ADDR_TEXT];
-    printf("listening on %s\n", addr_text(&local, local_str));
+    addr_text(&local, local_str);
+    /* A descriptor in reserve for when accept(2) fails with EMFILE: without
+     * it the connection stays in the backlog, poll(2) reports the listener
+     * readable again at once, and we spin at 100% CPU. If the limit leaves
+     * no room for it and one client, we say so and exit. */
+    int spare = reserve_spare((unsigned long long)limit);
+    printf("listening on %s\n", local_str);
     printf("descriptor limit %llu (RLIMIT_NOFILE)\n", (unsigned long long)limit);
-
-    /* The reserve descriptor: when accept(2) fails with EMFILE, closing this
-     * one frees a slot to accept the waiting connection and close it at
-     * once. Otherwise it would stay in the backlog, poll(2) would report
-     * the listener readable again at once, and we would spin at 100% CPU. */
-    int spare = open("/dev/null", O_RDONLY);
     int out_of_descriptors = 0;
 
     static char buf[16 * 1024];
@@ -204,17 +206,9 @@ int main(int argc, char **argv)
                                     local_str, strerror(errno));
                             out_of_descriptors = 1;
                         }
-                        /* No reserve either: wait for the next turn. */
-                        if (spare < 0)
-                            break;
-                        close(spare);
-                        int refused = accept4(listener, NULL, NULL, 0);
-                        if (refused >= 0)
-                            close(refused);
-                        spare = open("/dev/null", O_RDONLY);
-                        /* EMFILE comes even with an empty backlog: stop when
-                         * nobody was waiting. */
-                        if (refused < 0)
+                        /* Close the spare, accept and close the waiting
+                         * connection, take the spare back: until nobody waits. */
+                        if (!refuse_one(listener, &spare, local_str))
                             break;
                         continue;
                     }
@@ -301,6 +295,49 @@ static void *grow(void *array, size_t *cap, size_t want, size_t size)
 }
 
 /* `call ADDR: reason` on stderr and exit 1, as perror(3) would say it. */
+/* Opens the spare descriptor (on /dev/null) and checks that one more is
+ * left for a client: dup(2) takes the lowest free descriptor, as accept(2)
+ * will. If not, says so and exits 1: a server that could accept nobody
+ * would close every connection for ever. */
+static int reserve_spare(unsigned long long limit)
+{
+    int spare = open("/dev/null", O_RDONLY);
+    if (spare < 0 && errno != EMFILE)
+        die("open", "/dev/null");
+    int probe = spare < 0 ? -1 : dup(spare);
+    if (probe < 0) {
+        if (errno != EMFILE)
+            die("dup", "/dev/null");
+        fprintf(stderr, "descriptor limit %llu (RLIMIT_NOFILE) leaves no room for a client\n",
+                limit);
+        exit(1);
+    }
+    close(probe);
+    return spare;
+}
+
+/* After accept(2) on the (non-blocking) listener failed with EMFILE or
+ * ENFILE: close the spare, accept the first waiting connection and close it
+ * at once, open the spare again. Returns 0 when nobody was waiting (EMFILE
+ * comes even with an empty backlog). If nothing can be opened even with the
+ * spare closed, the whole system is out of files: say so and exit. */
+static int refuse_one(int listener, int *spare, const char *local)
+{
+    int refused = 1;
+    close(*spare);
+    int fd = accept4(listener, NULL, NULL, 0);
+    if (fd >= 0)
+        close(fd);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        refused = 0; /* nobody waits */
+    else if (errno != ECONNABORTED && errno != EINTR)
+        die("accept", local);
+    *spare = open("/dev/null", O_RDONLY);
+    if (*spare < 0)
+        die("open", "/dev/null");
+    return refused;
+}
+
 static void die(const char *call, const char *what)
 {
     int err = errno; /* fprintf may change errno */

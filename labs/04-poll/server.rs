@@ -9,15 +9,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::sys::stat::Mode;
 use nix::unistd::{close, read, write};
+use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn};
 
 const USAGE: &str = "\
@@ -77,14 +76,13 @@ fn main() {
     // A burst of thousands of connects overflows a small backlog (listen(2)).
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
+    // A descriptor in reserve for when accept(2) fails with EMFILE: without
+    // it the connection stays in the backlog, poll(2) reports the listener
+    // readable again at once, and we spin at 100% CPU (src/spare.rs). If the
+    // limit leaves no room for it and one client, we say so and exit.
+    let mut spare = SpareDescriptor::reserve(limit);
     log!("listening on {local}");
     log!("descriptor limit {limit} (RLIMIT_NOFILE)");
-
-    // The reserve descriptor: when accept(2) fails with EMFILE, closing this
-    // one frees a slot to accept the waiting connection and close it at
-    // once. Otherwise it would stay in the backlog, poll(2) would report
-    // the listener readable again at once, and we would spin at 100% CPU.
-    let mut spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
     let mut out_of_descriptors = false;
 
     let mut clients: Vec<Client> = Vec::new();
@@ -145,23 +143,10 @@ fn main() {
                             );
                             out_of_descriptors = true;
                         }
-                        match spare.take() {
-                            Some(reserve) => {
-                                drop(reserve);
-                                let refused = accept4(listener.as_raw_fd(), SockFlag::empty());
-                                if let Ok(fd) = refused {
-                                    // SAFETY: accept4(2) just returned it; we own it.
-                                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                                }
-                                spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
-                                // EMFILE comes even with an empty backlog:
-                                // stop when nobody was waiting.
-                                if refused.is_err() {
-                                    break;
-                                }
-                            }
-                            // No reserve either: wait for the next turn.
-                            None => break,
+                        // Close the spare, accept and close the waiting
+                        // connection, take the spare back: until nobody waits.
+                        if !spare.refuse_one(listener.as_raw_fd(), local) {
+                            break;
                         }
                         continue;
                     }

@@ -76,6 +76,8 @@ static int open_listener(const struct sockaddr_storage *addr, socklen_t addrlen,
 static int serve(struct client *c, uint32_t events, char *buf, size_t size);
 static int make_room(size_t index);
 static int append(struct client *c, const char *data, size_t n);
+static int reserve_spare(unsigned long long limit);
+static int refuse_one(int listener, int *spare, const char *local);
 static _Noreturn void die(const char *call, const char *what);
 static const char *addr_text(const struct sockaddr_storage *ss, char *out);
 static void read_args(int argc, char **argv);
@@ -184,8 +186,9 @@ int main(int argc, char **argv)
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev) < 0)
         die("epoll_ctl", local_str);
 
-    /* See lab 04: a spare descriptor to close a connection when out of them. */
-    int spare = open("/dev/null", O_RDONLY);
+    /* See lab 04: a spare descriptor to close a connection when out of
+     * them, or a clear exit if the limit leaves no room for one client. */
+    int spare = reserve_spare((unsigned long long)limit);
     int out_of_descriptors = 0;
 
     static struct epoll_event events[1024];
@@ -216,16 +219,8 @@ int main(int argc, char **argv)
                                         tag, local_str, strerror(errno));
                                 out_of_descriptors = 1;
                             }
-                            if (spare < 0)
-                                break;
-                            close(spare);
-                            int refused = accept4(listener, NULL, NULL, 0);
-                            if (refused >= 0)
-                                close(refused);
-                            spare = open("/dev/null", O_RDONLY);
-                            /* EMFILE comes even with an empty backlog. */
-                            if (refused < 0)
-                                break;
+                            if (!refuse_one(listener, &spare, local_str))
+                                break; /* nobody was waiting */
                             continue;
                         }
                         die("accept", local_str);
@@ -396,6 +391,49 @@ static int append(struct client *c, const char *data, size_t n)
 }
 
 /* `call ADDR: reason` on stderr and exit 1, as perror(3) would say it. */
+/* Opens the spare descriptor (on /dev/null) and checks that one more is
+ * left for a client: dup(2) takes the lowest free descriptor, as accept(2)
+ * will. If not, says so and exits 1: a server that could accept nobody
+ * would close every connection for ever. */
+static int reserve_spare(unsigned long long limit)
+{
+    int spare = open("/dev/null", O_RDONLY);
+    if (spare < 0 && errno != EMFILE)
+        die("open", "/dev/null");
+    int probe = spare < 0 ? -1 : dup(spare);
+    if (probe < 0) {
+        if (errno != EMFILE)
+            die("dup", "/dev/null");
+        fprintf(stderr, "descriptor limit %llu (RLIMIT_NOFILE) leaves no room for a client\n",
+                limit);
+        exit(1);
+    }
+    close(probe);
+    return spare;
+}
+
+/* After accept(2) on the (non-blocking) listener failed with EMFILE or
+ * ENFILE: close the spare, accept the first waiting connection and close it
+ * at once, open the spare again. Returns 0 when nobody was waiting (EMFILE
+ * comes even with an empty backlog). If nothing can be opened even with the
+ * spare closed, the whole system is out of files: say so and exit. */
+static int refuse_one(int listener, int *spare, const char *local)
+{
+    int refused = 1;
+    close(*spare);
+    int fd = accept4(listener, NULL, NULL, 0);
+    if (fd >= 0)
+        close(fd);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        refused = 0; /* nobody waits */
+    else if (errno != ECONNABORTED && errno != EINTR)
+        die("accept", local);
+    *spare = open("/dev/null", O_RDONLY);
+    if (*spare < 0)
+        die("open", "/dev/null");
+    return refused;
+}
+
 static _Noreturn void die(const char *call, const char *what)
 {
     int err = errno; /* fprintf may change errno */

@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -20,8 +19,8 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, close, fork, getpid, getppid, read, write};
+use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
@@ -127,8 +126,9 @@ fn main() {
         .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
         .or_die("epoll_ctl", local);
 
-    // See lab 04: a spare descriptor to close a connection when out of them.
-    let mut spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
+    // See lab 04: a spare descriptor to close a connection when out of
+    // them, or a clear exit if the limit leaves no room for one client.
+    let mut spare = SpareDescriptor::reserve(limit);
     let mut out_of_descriptors = false;
 
     // Clients indexed by descriptor number, as a C server's array would be:
@@ -160,17 +160,8 @@ fn main() {
                                 );
                                 out_of_descriptors = true;
                             }
-                            let Some(reserve) = spare.take() else { break };
-                            drop(reserve);
-                            let refused = accept4(listener.as_raw_fd(), SockFlag::empty());
-                            if let Ok(fd) = refused {
-                                // SAFETY: accept4(2) just returned it; we own it.
-                                drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                            }
-                            spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
-                            // EMFILE comes even with an empty backlog.
-                            if refused.is_err() {
-                                break;
+                            if !spare.refuse_one(listener.as_raw_fd(), local) {
+                                break; // nobody was waiting
                             }
                             continue;
                         }

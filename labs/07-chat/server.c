@@ -271,6 +271,8 @@ static enum piece next_line(struct lines *r, char *out, size_t *len);
 static enum piece rest_line(struct lines *r, char *out, size_t *len);
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long now_ns(void);
+static int reserve_spare(unsigned long long limit);
+static int refuse_one(int listener, int *spare, const char *local);
 static _Noreturn void die(const char *call, const char *what);
 static const char *addr_text(const struct sockaddr_storage *ss, char *out);
 static void read_args(int argc, char **argv);
@@ -356,11 +358,11 @@ int main(int argc, char **argv)
     if (getsockname(listener, (struct sockaddr *)&local, &len) < 0)
         die("getsockname", addr_str);
     char local_str[ADDR_TEXT];
-    say("listening on %s", addr_text(&local, local_str));
-    say("descriptor limit %llu (RLIMIT_NOFILE)", limit);
-
+    addr_text(&local, local_str);
     /* The reserve descriptor for EMFILE, as in lab 04 (see accept_clients). */
-    spare = open("/dev/null", O_RDONLY);
+    spare = reserve_spare(limit);
+    say("listening on %s", local_str);
+    say("descriptor limit %llu (RLIMIT_NOFILE)", limit);
 
     time_t started = time(NULL);
     struct tm tm;
@@ -471,16 +473,8 @@ static void accept_clients(int listener, const char *local_str, long long now)
                             local_str, strerror(errno));
                     out_of_descriptors = 1;
                 }
-                if (spare < 0)
-                    break;
-                close(spare);
-                spare = -1;
-                int refused = accept4(listener, NULL, NULL, 0);
-                if (refused >= 0)
-                    close(refused);
-                spare = open("/dev/null", O_RDONLY);
-                if (refused < 0)
-                    break;
+                if (!refuse_one(listener, &spare, local_str))
+                    break; /* nobody was waiting */
                 continue;
             }
             die("accept", local_str);
@@ -1912,6 +1906,49 @@ static long long now_ns(void)
 }
 
 /* `call ADDR: reason` on stderr and exit 1, as perror(3) would say it. */
+/* Opens the spare descriptor (on /dev/null) and checks that one more is
+ * left for a client: dup(2) takes the lowest free descriptor, as accept(2)
+ * will. If not, says so and exits 1: a server that could accept nobody
+ * would close every connection for ever. */
+static int reserve_spare(unsigned long long limit)
+{
+    int spare = open("/dev/null", O_RDONLY);
+    if (spare < 0 && errno != EMFILE)
+        die("open", "/dev/null");
+    int probe = spare < 0 ? -1 : dup(spare);
+    if (probe < 0) {
+        if (errno != EMFILE)
+            die("dup", "/dev/null");
+        fprintf(stderr, "descriptor limit %llu (RLIMIT_NOFILE) leaves no room for a client\n",
+                limit);
+        exit(1);
+    }
+    close(probe);
+    return spare;
+}
+
+/* After accept(2) on the (non-blocking) listener failed with EMFILE or
+ * ENFILE: close the spare, accept the first waiting connection and close it
+ * at once, open the spare again. Returns 0 when nobody was waiting (EMFILE
+ * comes even with an empty backlog). If nothing can be opened even with the
+ * spare closed, the whole system is out of files: say so and exit. */
+static int refuse_one(int listener, int *spare, const char *local)
+{
+    int refused = 1;
+    close(*spare);
+    int fd = accept4(listener, NULL, NULL, 0);
+    if (fd >= 0)
+        close(fd);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        refused = 0; /* nobody waits */
+    else if (errno != ECONNABORTED && errno != EINTR)
+        die("accept", local);
+    *spare = open("/dev/null", O_RDONLY);
+    if (*spare < 0)
+        die("open", "/dev/null");
+    return refused;
+}
+
 static _Noreturn void die(const char *call, const char *what)
 {
     int err = errno; /* fprintf may change errno */

@@ -20,16 +20,15 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::sys::stat::Mode;
 use nix::unistd::{close, read, write};
 use socket_labs::irc::{self, MAX_LINE};
+use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
 
 use commands::Channel;
@@ -250,11 +249,10 @@ fn main() {
     bind(listener.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
+    // The reserve descriptor for EMFILE, as in lab 04 (src/spare.rs).
+    let mut spare = SpareDescriptor::reserve(limit);
     log!("listening on {local}");
     log!("descriptor limit {limit} (RLIMIT_NOFILE)");
-
-    // The reserve descriptor for EMFILE, as in lab 04.
-    let mut spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
     let mut out_of_descriptors = false;
 
     let mut chat = Chat {
@@ -390,20 +388,8 @@ fn main() {
                             );
                             out_of_descriptors = true;
                         }
-                        match spare.take() {
-                            Some(reserve) => {
-                                drop(reserve);
-                                let refused = accept4(listener.as_raw_fd(), SockFlag::empty());
-                                if let Ok(fd) = refused {
-                                    // SAFETY: accept4(2) just returned it; we own it.
-                                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                                }
-                                spare = open("/dev/null", OFlag::O_RDONLY, Mode::empty()).ok();
-                                if refused.is_err() {
-                                    break;
-                                }
-                            }
-                            None => break,
+                        if !spare.refuse_one(listener.as_raw_fd(), local) {
+                            break; // nobody was waiting
                         }
                         continue;
                     }

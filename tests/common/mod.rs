@@ -723,6 +723,25 @@ impl Drop for TempDir {
     }
 }
 
+/// A descriptor limit that leaves no room for the listener, the spare and
+/// one client: the server says so and exits 1 at start, instead of closing
+/// every connection for ever or spinning at 100% CPU on a listener it cannot
+/// empty (`prlimit --nofile=4:4 -- labs/04-poll/server`, then `nc -z`).
+pub fn check_no_room_for_a_client(server_bin: &str, limits: &[u64]) {
+    for limit in limits {
+        let script = format!("ulimit -n {limit} && exec {server_bin} 0 --bind 127.0.0.1");
+        let out = run("/bin/sh", &["-c", &script], b"");
+        let message =
+            format!("descriptor limit {limit} (RLIMIT_NOFILE) leaves no room for a client");
+        assert_eq!(out.code(), Some(1), "limit {limit}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&message),
+            "limit {limit}: {}",
+            out.stderr
+        );
+    }
+}
+
 /// A server that uses the spare-descriptor trick (labs 04, 05, 07), run with
 /// 32 descriptors: the connections past the limit are closed at once, the
 /// warning is printed, the server does not spin, and when a client leaves a
