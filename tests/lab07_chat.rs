@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -38,6 +39,7 @@ crate::for_rust_and_c!(
     an_overlong_line_gets_417_and_the_connection_stays_usable,
     a_client_that_never_reads_is_dropped_while_the_others_carry_on,
     a_silent_client_is_pinged_then_dropped,
+    bytes_without_a_newline_do_not_keep_a_client_alive,
     a_thousand_users_register_and_exchange_messages,
     the_server_shares_the_common_interface,
     a_reset_before_registration_frees_the_nick_it_held,
@@ -695,6 +697,46 @@ fn a_silent_client_is_pinged_then_dropped(twin: Twin) {
     );
     server.expect(" ping timeout: ");
     assert!(chatty.sync().is_empty());
+}
+
+/// Sends one byte (`x`, never a newline) every 0.3 s on `irc`'s connection
+/// from another thread, at most `count` times, until told to stop or a
+/// write fails. The thread's result says whether it sent all `count`.
+fn trickle(irc: &Irc, count: u32) -> (Arc<AtomicBool>, thread::JoinHandle<bool>) {
+    let mut stream = irc.stream().try_clone().expect("clone the stream");
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            for _ in 0..count {
+                if stop.load(Ordering::Relaxed) || stream.write_all(b"x").is_err() {
+                    return false;
+                }
+                thread::sleep(Duration::from_millis(300));
+            }
+            true
+        })
+    };
+    (stop, handle)
+}
+
+fn bytes_without_a_newline_do_not_keep_a_client_alive(twin: Twin) {
+    let mut server = start(twin, &["--ping-timeout", "1"]);
+    let [mut slow] = users(&server, ["slow"]);
+    slow.answer_pings = false;
+    // A slowloris: one byte every 0.3 s for 6 s, never a whole line. The
+    // ping timeout (1 s, then 1 s more) is over long before.
+    let (stop, trickling) = trickle(&slow, 20);
+    assert_eq!(slow.expect(" PING "), format!(":{NAME} PING :{NAME}"));
+    assert_eq!(
+        slow.next(),
+        "ERROR :Closing link: 127.0.0.1 (Ping timeout: 1 seconds)"
+    );
+    assert_eq!(slow.line(), None);
+    stop.store(true, Ordering::Relaxed);
+    let sent_all = trickling.join().expect("the trickling thread");
+    assert!(!sent_all, "dropped only once the bytes stopped coming");
+    server.expect(" ping timeout: silent for 2 s, dropped");
 }
 
 fn a_thousand_users_register_and_exchange_messages(twin: Twin) {

@@ -136,7 +136,7 @@ struct client {
     /* Why the client must be closed (the QUIT message its channels see). */
     int gone;
     char gone_why[LINE_TEXT];
-    /* When to PING it (or, if pinged, to drop it) unless it says something. */
+    /* When to PING it (or, if pinged, to drop it) unless it sends a line. */
     long long deadline;
     int pinged;
     char nick[NICKLEN + 1]; /* "" until NICK */
@@ -547,13 +547,17 @@ static void read_client(struct client *c, long long now)
             set_gone(c, "Connection closed");
     } else if (n > 0) {
         c->in.len += (size_t)n;
-        /* Anything said proves the client alive: no PING needed. */
-        c->deadline = now + ping_ns;
-        c->pinged = 0;
         enum piece piece;
         while ((piece = next_line(&c->in, line, &len)) != NONE) {
             if (c->gone)
                 break; /* QUIT: what follows is not read */
+            /* A complete line proves the client alive: no PING needed.
+             * Bytes without a newline do not, or one byte a second (a
+             * slowloris) would hold a connection, and its nick, for ever. */
+            if (len > 0 && line[len - 1] == '\n') {
+                c->deadline = now + ping_ns;
+                c->pinged = 0;
+            }
             if (piece == WHOLE)
                 command(c, line, len);
             else if (piece == LONG) /* the first 512 bytes of a longer line: refused */

@@ -73,7 +73,7 @@ struct Client {
     output: Vec<u8>,
     /// Why the client must be closed (the QUIT message its channels see).
     gone: Option<String>,
-    /// When to PING it (or, if `pinged`, to drop it) unless it says something.
+    /// When to PING it (or, if `pinged`, to drop it) unless it sends a line.
     deadline: Instant,
     pinged: bool,
     nick: Option<String>,
@@ -323,12 +323,18 @@ fn main() {
                 }
                 Ok(n) => {
                     client.input.filled(n);
-                    // Anything said proves the client alive: no PING needed.
-                    client.deadline = now + chat.ping_timeout;
-                    client.pinged = false;
                     while let Some(piece) = chat.clients.list[i].input.next_line() {
-                        if chat.clients.list[i].gone.is_some() {
+                        let client = &mut chat.clients.list[i];
+                        if client.gone.is_some() {
                             break; // QUIT: what follows is not read
+                        }
+                        // A complete line proves the client alive: no PING
+                        // needed. Bytes without a newline do not, or one
+                        // byte a second (a slowloris) would hold a
+                        // connection, and its nick, for ever.
+                        if piece.bytes().ends_with(b"\n") {
+                            client.deadline = now + chat.ping_timeout;
+                            client.pinged = false;
                         }
                         match piece {
                             Line::Whole(line) => chat.command(i, &line),
