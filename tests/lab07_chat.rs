@@ -40,6 +40,8 @@ crate::for_rust_and_c!(
     a_client_that_never_reads_is_dropped_while_the_others_carry_on,
     a_silent_client_is_pinged_then_dropped,
     bytes_without_a_newline_do_not_keep_a_client_alive,
+    a_connection_that_does_not_register_in_time_is_dropped_and_its_nick_freed,
+    an_unregistered_trickle_is_dropped_by_the_registration_timeout,
     a_thousand_users_register_and_exchange_messages,
     the_server_shares_the_common_interface,
     a_reset_before_registration_frees_the_nick_it_held,
@@ -739,6 +741,66 @@ fn bytes_without_a_newline_do_not_keep_a_client_alive(twin: Twin) {
     server.expect(" ping timeout: silent for 2 s, dropped");
 }
 
+fn a_connection_that_does_not_register_in_time_is_dropped_and_its_nick_freed(twin: Twin) {
+    let mut server = start(twin, &["--register-timeout", "1", "--ping-timeout", "100"]);
+    let started = Instant::now();
+    let mut squatter = Irc::connect(&server);
+    squatter.nick = "squatter".into();
+    let address = squatter.local_addr();
+    squatter.send("NICK alice");
+    // Registered in time: the registration timeout is nothing to bob.
+    let [mut bob] = users(&server, ["bob"]);
+    bob.send("NICK alice");
+    assert_eq!(reply(&bob.next(), "433")[..2], ["bob", "alice"]);
+
+    // The squatter keeps talking, a PONG and a PING every 0.2 s, but never
+    // sends USER: none of it delays the deadline.
+    let mut error = None;
+    for n in 0..30 {
+        squatter.send_raw(format!("PONG :x\r\nPING :{n}\r\n").as_bytes());
+        let line = squatter.next();
+        if line.starts_with("ERROR ") {
+            error = Some(line);
+            break;
+        }
+        assert_eq!(line, format!(":{NAME} PONG {NAME} :{n}"));
+        thread::sleep(Duration::from_millis(200));
+    }
+    let error = error.expect("still connected after 6 s of PONG and PING without USER");
+    assert_eq!(
+        error,
+        "ERROR :Closing link: 127.0.0.1 (Registration timed out)"
+    );
+    assert_eq!(squatter.line(), None);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    server.expect(&format!(
+        "{address} registration timeout: not registered after 1 s, dropped"
+    ));
+    server.expect(&format!("{address} disconnected"));
+
+    // The nick is free, and bob is still there.
+    let (_alice, burst) = Irc::register(&server, "alice");
+    assert_eq!(reply(&burst[0], "001")[0], "alice");
+    assert!(bob.sync().is_empty());
+}
+
+fn an_unregistered_trickle_is_dropped_by_the_registration_timeout(twin: Twin) {
+    let mut server = start(twin, &["--register-timeout", "1", "--ping-timeout", "100"]);
+    let mut slow = Irc::connect(&server);
+    slow.nick = "slow".into();
+    slow.send("NICK slow");
+    let (stop, trickling) = trickle(&slow, 20);
+    assert_eq!(
+        slow.next(),
+        "ERROR :Closing link: 127.0.0.1 (Registration timed out)"
+    );
+    assert_eq!(slow.line(), None);
+    stop.store(true, Ordering::Relaxed);
+    let sent_all = trickling.join().expect("the trickling thread");
+    assert!(!sent_all, "dropped only once the bytes stopped coming");
+    server.expect(" registration timeout: not registered after 1 s, dropped");
+}
+
 fn a_thousand_users_register_and_exchange_messages(twin: Twin) {
     const USERS: usize = 1000;
     if !allow_descriptors(2 * USERS as u64 + 100) {
@@ -788,6 +850,12 @@ fn the_server_shares_the_common_interface(twin: Twin) {
     check_server_arguments(&server);
     check_usage_error(&server, &["--ping-timeout", "0"], "invalid SECS '0'");
     check_usage_error(&server, &["--ping-timeout", "soon"], "invalid SECS 'soon'");
+    check_usage_error(&server, &["--register-timeout", "0"], "invalid SECS '0'");
+    check_usage_error(
+        &server,
+        &["--register-timeout", "86401"],
+        "invalid SECS '86401'",
+    );
     check_usage_error(
         &server,
         &["--name", "my server"],
@@ -841,6 +909,18 @@ fn both_servers_say_the_same_about_their_arguments() {
             &["--ping-timeout", ""],
             &["--ping-timeout", "99999999999999999999999"],
             &["--ping-timeout", "-5"],
+            &["--register-timeout"],
+            &["--register-timeout", "0"],
+            &["--register-timeout", "86401"],
+            &["--register-timeout=+0"],
+            &["--register-timeout", "soon"],
+            &["--register-timeout", ""],
+            &["--register-timeout", "99999999999999999999999"],
+            &["--register-timeout", "-5"],
+            &["--register-timeout", "0", "--ping-timeout", "0"],
+            &["--register-timeout", "soon", "--ping-timeout", "0"],
+            &["--register-timeout", "0", "--name", "bad name"],
+            &["--register-timeout", "86400", "extra"],
             &["--name", "ok", "extra", "more"],
             &["--bind", "nowhere", "--name", "bad name"],
         ],

@@ -9,8 +9,9 @@
  * grow without bound or stall the rest.
  *
  * socket -> setsockopt(SO_REUSEADDR) -> bind -> listen -> loop { poll(the
- * listener and every client, until the next PING is due) -> read from the
- * readable, each whole line a command -> PING the silent -> write every
+ * listener and every client, until the next PING or timeout is due) -> read
+ * from the readable, each whole line a command -> PING the silent, drop the
+ * late (no answer to a PING, or not registered in time) -> write every
  * queue -> close those gone -> accept the new ones }.
  *
  * The protocol is a subset of IRC (RFC 2812): a line is
@@ -21,6 +22,7 @@
  *
  * Build: make c (or: cc -Wall -Wextra -O2 -o server-c server.c)
  * Run:   ./server-c [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
+ *                   [--register-timeout SECS]
  *
  * Same arguments, messages, replies and system calls as ./server (server.rs,
  * commands.rs): `make trace LAB=07-chat` shows the two side by side.
@@ -45,7 +47,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SYNOPSIS "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]"
+#define SYNOPSIS                                                               \
+    "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]\n" \
+    "              [--register-timeout SECS]"
 
 static const char usage[] =
     SYNOPSIS "\n"
@@ -59,6 +63,9 @@ static const char usage[] =
     "  --name NAME          the server's name, the prefix of its replies (default chat.socket-labs)\n"
     "  --ping-timeout SECS  a client silent this long is sent a PING; one still silent\n"
     "                       as long again is dropped (default 120, at most 86400)\n"
+    "  --register-timeout SECS\n"
+    "                       a connection not registered (NICK and USER) this long\n"
+    "                       after it connected is dropped (default 60, at most 86400)\n"
     "  --help               print this help\n";
 
 #define DEFAULT_PORT 4242
@@ -139,6 +146,9 @@ struct client {
     /* When to PING it (or, if pinged, to drop it) unless it sends a line. */
     long long deadline;
     int pinged;
+    /* Until it registers: when to drop it if it still has not, counted
+     * from its connect whatever it sends meanwhile. */
+    long long register_by;
     char nick[NICKLEN + 1]; /* "" until NICK */
     char user[USERLEN + 1]; /* "" until USER */
     char realname[LINE_TEXT];
@@ -209,12 +219,15 @@ static const char *server_name = DEFAULT_NAME;
 static char created[64];   /* for 003: when the server started */
 static long long ping_ns;  /* the ping timeout */
 static unsigned long ping_secs;
+static long long register_ns; /* the registration timeout */
+static unsigned long register_secs;
 static int spare = -1;         /* /dev/null, kept for when descriptors run out */
 static int out_of_descriptors; /* said so already */
 
 static void accept_clients(int listener, const char *local_str, long long now);
 static void read_client(struct client *c, long long now);
-static void check_pings(long long now);
+static long long next_deadline(const struct client *c);
+static void check_timeouts(long long now);
 static struct client *remove_client(size_t i);
 static void free_client(struct client *c);
 static void command(struct client *c, const char *bytes, size_t len);
@@ -303,6 +316,10 @@ int main(int argc, char **argv)
     const char *why;
     if (ping_text && parse_number(ping_text, ULONG_MAX, &ping_secs, &why) < 0)
         usage_error("invalid SECS '%s': %s", ping_text, why);
+    const char *register_text = take_value("--register-timeout", "SECS");
+    register_secs = 60;
+    if (register_text && parse_number(register_text, ULONG_MAX, &register_secs, &why) < 0)
+        usage_error("invalid SECS '%s': %s", register_text, why);
     unsigned long port = take_port();
     if (name_text != NULL)
         server_name = name_text;
@@ -317,11 +334,14 @@ int main(int argc, char **argv)
         usage_error("invalid NAME '%s': letters, digits, '.' and '-', at most 63", server_name);
     if (ping_secs < 1 || ping_secs > 86400)
         usage_error("invalid SECS '%lu': from 1 to 86400 seconds", ping_secs);
+    if (register_secs < 1 || register_secs > 86400)
+        usage_error("invalid SECS '%lu': from 1 to 86400 seconds", register_secs);
     finish_args();
     set_port(&addr, port);
     char addr_str[ADDR_TEXT];
     addr_text(&addr, addr_str);
     ping_ns = (long long)ping_secs * 1000000000LL;
+    register_ns = (long long)register_secs * 1000000000LL;
 
     /* A write(2) to a connection the client has reset raises SIGPIPE, whose
      * default action kills the whole server (signal(7)). Ignored, write(2)
@@ -372,16 +392,17 @@ int main(int argc, char **argv)
     struct pollfd *fds = NULL;
     size_t fds_cap = 0;
     for (;;) {
-        /* Sleep in poll(2) until something happens or the next PING (or
-         * drop) is due: the timeout argument is the server's only clock.
+        /* Sleep in poll(2) until something happens or a client's next
+         * deadline (a PING, a drop for silence or for not registering) is
+         * due: the timeout argument is the server's only clock.
          * Rounded up (+1 ms): rounded down, it would wake us just before
          * the deadline, to find nothing due and poll again at once. */
         int timeout = -1;
         if (nclients > 0) {
-            long long first = clients[0]->deadline;
+            long long first = next_deadline(clients[0]);
             for (size_t i = 1; i < nclients; i++)
-                if (clients[i]->deadline < first)
-                    first = clients[i]->deadline;
+                if (next_deadline(clients[i]) < first)
+                    first = next_deadline(clients[i]);
             long long left = first - now_ns();
             long long ms = (left > 0 ? left : 0) / 1000000 + 1;
             timeout = ms > INT_MAX ? INT_MAX : (int)ms;
@@ -420,7 +441,7 @@ int main(int argc, char **argv)
                 read_client(clients[i], now);
         }
 
-        check_pings(now);
+        check_timeouts(now);
 
         /* Write: every queue, as far as each socket takes it now, at once
          * rather than waiting for POLLOUT (there is almost always room). */
@@ -528,6 +549,7 @@ static void accept_clients(int listener, const char *local_str, long long now)
         c->id = next_id++;
         c->fd = fd;
         c->deadline = now + ping_ns;
+        c->register_by = now + register_ns;
         c->last_message = now;
         clients[nclients++] = c;
     }
@@ -572,13 +594,39 @@ static void read_client(struct client *c, long long now)
     }
 }
 
-/* Sends a PING to every client silent for the ping timeout, and drops
- * those still silent as long after it. */
-static void check_pings(long long now)
+/* When check_timeouts() next has something to do for c: its PING (or
+ * drop), or before that its registration deadline. */
+static long long next_deadline(const struct client *c)
+{
+    if (!c->registered && c->register_by < c->deadline)
+        return c->register_by;
+    return c->deadline;
+}
+
+/* Drops every connection not registered in time, sends a PING to every
+ * client silent for the ping timeout, and drops those still silent as long
+ * after it. */
+static void check_timeouts(long long now)
 {
     for (size_t i = 0; i < nclients; i++) {
         struct client *c = clients[i];
-        if (c->gone || now < c->deadline)
+        if (c->gone)
+            continue;
+        /* A PONG now and then would keep an unregistered connection for
+         * ever, holding a nick and a descriptor: whatever it says, it has
+         * this long from its connect to send NICK and USER (ircd-hybrid
+         * allows 30 s; ngIRCd drops it too). */
+        if (!c->registered && now >= c->register_by) {
+            say("%s registration timeout: not registered after %lu s, dropped", c->peer,
+                register_secs);
+            char error[160];
+            snprintf(error, sizeof error, "Closing link: %s (Registration timed out)", c->host);
+            const char *params[] = { error };
+            send_to(c, NULL, "ERROR", params, 1, 1);
+            set_gone(c, "Registration timed out");
+            continue;
+        }
+        if (now < c->deadline)
             continue;
         c->deadline = now + ping_ns;
         if (!c->pinged) {

@@ -8,8 +8,9 @@
 //! grow without bound or stall the rest.
 //!
 //! socket → setsockopt(SO_REUSEADDR) → bind → listen → loop { poll(listener
-//! and every client, until the next PING is due) → read from the readable,
-//! each whole line a command (commands.rs) → PING the silent → write every
+//! and every client, until the next PING or timeout is due) → read from the
+//! readable, each whole line a command (commands.rs) → PING the silent, drop
+//! the late (no answer to a PING, or not registered in time) → write every
 //! queue → close those gone → accept the new ones }.
 
 mod commands;
@@ -35,6 +36,7 @@ use commands::Channel;
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
+              [--register-timeout SECS]
 
 Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):
 connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)
@@ -45,6 +47,9 @@ or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).
   --name NAME          the server's name, the prefix of its replies (default chat.socket-labs)
   --ping-timeout SECS  a client silent this long is sent a PING; one still silent
                        as long again is dropped (default 120, at most 86400)
+  --register-timeout SECS
+                       a connection not registered (NICK and USER) this long
+                       after it connected is dropped (default 60, at most 86400)
   --help               print this help
 ";
 
@@ -76,6 +81,9 @@ struct Client {
     /// When to PING it (or, if `pinged`, to drop it) unless it sends a line.
     deadline: Instant,
     pinged: bool,
+    /// Until it registers: when to drop it if it still has not, counted
+    /// from its connect whatever it sends meanwhile.
+    register_by: Instant,
     nick: Option<String>,
     user: Option<String>,
     realname: String,
@@ -91,6 +99,16 @@ struct Client {
 }
 
 impl Client {
+    /// When `check_timeouts` next has something to do for this client: its
+    /// PING (or drop), or before that its registration deadline.
+    fn next_deadline(&self) -> Instant {
+        if self.registered {
+            self.deadline
+        } else {
+            self.deadline.min(self.register_by)
+        }
+    }
+
     /// Queues `line` for this client. A client whose queue would pass
     /// MAX_QUEUED even after the socket took what it could is marked gone.
     fn send(&mut self, line: &str) {
@@ -191,6 +209,7 @@ struct Chat {
     name: String,
     created: String,
     ping_timeout: Duration,
+    register_timeout: Duration,
     clients: Clients,
     /// Folded nickname (irc::fold) → client: nicknames are unique
     /// whatever their case.
@@ -208,6 +227,7 @@ fn main() {
         .value("--name", "NAME")
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
     let ping_secs: u64 = cli.value("--ping-timeout", "SECS").unwrap_or(120);
+    let register_secs: u64 = cli.value("--register-timeout", "SECS").unwrap_or(60);
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     // The name is the prefix of every reply: one word, as a host name is.
     if name.is_empty()
@@ -223,6 +243,11 @@ fn main() {
     if !(1..=86_400).contains(&ping_secs) {
         cli.usage_error(format_args!(
             "invalid SECS '{ping_secs}': from 1 to 86400 seconds"
+        ));
+    }
+    if !(1..=86_400).contains(&register_secs) {
+        cli.usage_error(format_args!(
+            "invalid SECS '{register_secs}': from 1 to 86400 seconds"
         ));
     }
     cli.finish();
@@ -259,6 +284,7 @@ fn main() {
         created: date(unix_now()),
         name,
         ping_timeout: Duration::from_secs(ping_secs),
+        register_timeout: Duration::from_secs(register_secs),
         clients: Clients {
             list: Vec::new(),
             place: HashMap::new(),
@@ -268,9 +294,10 @@ fn main() {
     };
     let mut next_id: Id = 0;
     loop {
-        // Sleep in poll(2) until something happens or the next PING (or
-        // drop) is due: the timeout argument is the server's only clock.
-        let timeout = match chat.clients.list.iter().map(|c| c.deadline).min() {
+        // Sleep in poll(2) until something happens or a client's next
+        // deadline (a PING, a drop for silence or for not registering) is
+        // due: the timeout argument is the server's only clock.
+        let timeout = match chat.clients.list.iter().map(Client::next_deadline).min() {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 // Rounded up: a timeout rounded down wakes us just before
@@ -354,7 +381,7 @@ fn main() {
             }
         }
 
-        chat.check_pings(now);
+        chat.check_timeouts(now);
 
         // Write: every queue, as far as each socket takes it now, at once
         // rather than waiting for POLLOUT (there is almost always room).
@@ -434,6 +461,7 @@ fn main() {
                     gone: None,
                     deadline: now + chat.ping_timeout,
                     pinged: false,
+                    register_by: now + chat.register_timeout,
                     nick: None,
                     user: None,
                     realname: String::new(),
@@ -450,12 +478,31 @@ fn main() {
 }
 
 impl Chat {
-    /// Sends a PING to every client silent for the ping timeout, and drops
-    /// those still silent as long after it.
-    fn check_pings(&mut self, now: Instant) {
+    /// Drops every connection not registered in time, sends a PING to
+    /// every client silent for the ping timeout, and drops those still
+    /// silent as long after it.
+    fn check_timeouts(&mut self, now: Instant) {
         let secs = self.ping_timeout.as_secs();
         for client in &mut self.clients.list {
-            if client.gone.is_some() || now < client.deadline {
+            if client.gone.is_some() {
+                continue;
+            }
+            // A PONG now and then would keep an unregistered connection
+            // for ever, holding a nick and a descriptor: whatever it says,
+            // it has this long from its connect to send NICK and USER
+            // (ircd-hybrid allows 30 s; ngIRCd drops it too).
+            if !client.registered && now >= client.register_by {
+                log!(
+                    "{} registration timeout: not registered after {} s, dropped",
+                    client.peer,
+                    self.register_timeout.as_secs()
+                );
+                let error = format!("Closing link: {} (Registration timed out)", client.host);
+                client.send(&irc::format_trailing(None, "ERROR", &[&error]));
+                client.gone = Some("Registration timed out".into());
+                continue;
+            }
+            if now < client.deadline {
                 continue;
             }
             client.deadline = now + self.ping_timeout;
