@@ -38,6 +38,7 @@ crate::for_rust_and_c!(
     a_limit_with_no_room_for_a_client_is_said_at_once,
     resets_and_early_leavers_do_not_disturb_the_server,
     two_workers_share_the_port_and_both_serve,
+    more_workers_than_four_per_cpu_are_refused_before_any_fork,
     the_server_shares_the_common_interface,
 );
 
@@ -161,13 +162,40 @@ fn two_workers_share_the_port_and_both_serve(twin: Twin) {
     assert_eq!(workers.len(), 2, "{workers:?}");
 }
 
+/// The most workers the servers allow: 4 per CPU online, counted as they
+/// count them (sysconf(3), _SC_NPROCESSORS_ONLN).
+fn max_workers() -> u32 {
+    let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .filter(|&n| n > 0)
+        .unwrap_or(1);
+    4 * u32::try_from(cpus).expect("CPUs fit in a u32")
+}
+
+fn more_workers_than_four_per_cpu_are_refused_before_any_fork(twin: Twin) {
+    let server_bin = server_program(twin);
+    let max = max_workers();
+    // One over the bound first: unbounded, that starts a server (and this
+    // test fails on its timeout) instead of forking 100,000 processes.
+    for n in [max + 1, 100_000, u32::MAX] {
+        let n = n.to_string();
+        // Exit 2 and nothing on stdout: no `listening on`, no worker line.
+        check_usage_error(
+            &server_bin,
+            &["0", "--bind", "127.0.0.1", "--workers", &n],
+            &format!("invalid N '{n}': from 1 to {max} workers (4 per CPU)\n"),
+        );
+    }
+}
+
 fn the_server_shares_the_common_interface(twin: Twin) {
     let server_bin = server_program(twin);
     check_server_arguments(&server_bin);
     check_usage_error(
         &server_bin,
         &["--workers", "0"],
-        "--workers must be at least 1",
+        &format!("invalid N '0': from 1 to {} workers", max_workers()),
     );
     check_usage_error(&server_bin, &["--workers", "many"], "invalid N 'many'");
 }
@@ -192,7 +220,12 @@ fn rust_and_c_say_the_same_words() {
         &["--workers=", "4242"],
         &["--workers", "-2"],
         &["--workers", "+"],
+        &["--workers", "100000"],
+        &["--workers", "4294967295"],
         &["--workers", "4294967296"],
+        &["--workers", "100000", "--bind", "nowhere"],
+        &["--workers", "100000", "abc"],
+        &["--workers", "100000", "4242", "x"],
         &["--workers=99999999999x"],
         &["--workers", "2", "--bind", "::1", "4242", "--bogus"],
         // bind(2) to an address this machine does not have: no packet is sent.

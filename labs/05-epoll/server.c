@@ -43,12 +43,17 @@ static const char usage[] =
     "\n"
     "  PORT         port to listen on (default 4242; 0 = any free port)\n"
     "  --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
-    "  --workers N  worker processes, each with its own listening socket and epoll (default 1)\n"
+    "  --workers N  worker processes, each with its own listening socket and epoll\n"
+    "               (default 1, at most 4 per CPU)\n"
     "  --help       print this help\n";
 
 #define DEFAULT_PORT 4242
 #define ADDR_TEXT 80 /* room for "[" IPv6 "%" scope "]:" port */
 
+/* The most workers per CPU online: one busy worker can keep a CPU busy on
+ * its own, so more only take turns; a few per CPU still let a one-CPU
+ * machine show the kernel spreading connections over several. */
+#define WORKERS_PER_CPU 4
 /* While more than this waits to be sent to a client, the server stops
  * reading from it (backpressure, as in labs 03 and 04). */
 #define MAX_PENDING (64 * 1024)
@@ -110,8 +115,14 @@ int main(int argc, char **argv)
     if (workers_text && parse_number(workers_text, 4294967295UL, &workers, &why) < 0)
         usage_error("invalid N '%s': %s", workers_text, why);
     set_port(&addr, take_port());
-    if (workers == 0)
-        usage_error("--workers must be at least 1");
+    /* Each worker is a process: unbounded, a typo (--workers 100000) would
+     * fork until fork(2) fails or the process table is full. The CPUs
+     * online as sysconf(3) counts them, as server.rs asks too. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned long max_workers = WORKERS_PER_CPU * (unsigned long)(cpus > 0 ? cpus : 1);
+    if (workers < 1 || workers > max_workers)
+        usage_error("invalid N '%lu': from 1 to %lu workers (%d per CPU)", workers, max_workers,
+                    WORKERS_PER_CPU);
     finish_args();
 
     /* A write(2) to a connection the client has reset raises SIGPIPE, whose

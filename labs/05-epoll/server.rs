@@ -19,7 +19,7 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::unistd::{ForkResult, close, fork, getpid, getppid, read, write};
+use nix::unistd::{ForkResult, SysconfVar, close, fork, getpid, getppid, read, sysconf, write};
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
@@ -31,10 +31,15 @@ clients; with --workers, N processes share the port (SO_REUSEPORT).
 
   PORT         port to listen on (default 4242; 0 = any free port)
   --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
-  --workers N  worker processes, each with its own listening socket and epoll (default 1)
+  --workers N  worker processes, each with its own listening socket and epoll
+               (default 1, at most 4 per CPU)
   --help       print this help
 ";
 
+/// The most workers per CPU online: one busy worker can keep a CPU busy on
+/// its own, so more only take turns; a few per CPU still let a one-CPU
+/// machine show the kernel spreading connections over several.
+const WORKERS_PER_CPU: u32 = 4;
 /// While more than this waits to be sent to a client, the server stops
 /// reading from it (backpressure, as in labs 03 and 04).
 const MAX_PENDING: usize = 64 * 1024;
@@ -58,8 +63,13 @@ fn main() {
         .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
     let workers: u32 = cli.value("--workers", "N").unwrap_or(1);
     let port = cli.port().unwrap_or(DEFAULT_PORT);
-    if workers == 0 {
-        cli.usage_error("--workers must be at least 1");
+    // Each worker is a process: unbounded, a typo (--workers 100000) would
+    // fork until fork(2) fails or the process table is full.
+    let max_workers = WORKERS_PER_CPU * cpus_online();
+    if !(1..=max_workers).contains(&workers) {
+        cli.usage_error(format_args!(
+            "invalid N '{workers}': from 1 to {max_workers} workers ({WORKERS_PER_CPU} per CPU)"
+        ));
     }
     cli.finish();
 
@@ -253,6 +263,15 @@ fn open_listener(addr: SocketAddr, reuse_port: bool) -> (OwnedFd, SockaddrStorag
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
     (listener, local)
+}
+
+/// The CPUs online, as sysconf(3) counts them (_SC_NPROCESSORS_ONLN); the
+/// C twin asks the same, so both allow the same number of workers.
+fn cpus_online() -> u32 {
+    match sysconf(SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n > 0 => u32::try_from(n).unwrap_or(1),
+        _ => 1,
+    }
 }
 
 fn local_port(addr: &SockaddrStorage) -> u16 {
