@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::{
     Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client, check_out_of_descriptors,
     check_server_arguments, check_twins_say_the_same, check_usage_error, echo, reset, resident_kib,
+    run,
 };
 
 /// Lab 05's server in one implementation or the other.
@@ -39,6 +40,7 @@ crate::for_rust_and_c!(
     resets_and_early_leavers_do_not_disturb_the_server,
     two_workers_share_the_port_and_both_serve,
     more_workers_than_four_per_cpu_are_refused_before_any_fork,
+    a_second_server_on_the_port_fails_even_when_both_have_workers,
     the_server_shares_the_common_interface,
 );
 
@@ -160,6 +162,37 @@ fn two_workers_share_the_port_and_both_serve(twin: Twin) {
         workers.insert(line.split(']').next().unwrap_or_default().to_string());
     }
     assert_eq!(workers.len(), 2, "{workers:?}");
+}
+
+fn a_second_server_on_the_port_fails_even_when_both_have_workers(twin: Twin) {
+    let server_bin = server_program(twin);
+    // The first server's options, the second's. Both with workers: both
+    // would set SO_REUSEPORT, which alone lets the second in (socket(7)).
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--workers", "2"], &["--workers", "2"]),
+        (&["--workers", "2"], &[]),
+        (&[], &["--workers", "2"]),
+    ];
+    for (first, second) in cases {
+        let mut server = start(twin, first);
+        let port = server.port().to_string();
+        let mut args = vec![port.as_str(), "--bind", "127.0.0.1"];
+        args.extend_from_slice(second);
+        let out = run(&server_bin, &args, b"");
+        assert_eq!(
+            (out.code(), out.stderr.as_str(), out.stdout_text().as_str()),
+            (
+                Some(1),
+                format!("bind 127.0.0.1:{port}: Address already in use\n").as_str(),
+                ""
+            ),
+            "{second:?} on the port of a server with {first:?}"
+        );
+        // The first server still has the port, and serves.
+        let mut client = server.connect();
+        assert_eq!(echo(&mut client, b"still mine\n"), b"still mine\n");
+        server.expect("connection from ");
+    }
 }
 
 /// The most workers the servers allow: 4 per CPU online, counted as they

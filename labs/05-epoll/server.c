@@ -76,6 +76,7 @@ struct client {
 static struct client *clients;
 static size_t nclients;
 
+static unsigned long free_port(const struct sockaddr_storage *addr, socklen_t addrlen);
 static int open_listener(const struct sockaddr_storage *addr, socklen_t addrlen,
                          int reuse_port, struct sockaddr_storage *local);
 static int serve(struct client *c, uint32_t events, char *buf, size_t size);
@@ -141,6 +142,8 @@ int main(int argc, char **argv)
         limit = rl.rlim_cur;
     }
 
+    if (workers > 1)
+        set_port(&addr, free_port(&addr, addrlen));
     struct sockaddr_storage local;
     int listener = open_listener(&addr, addrlen, workers > 1, &local);
     char local_str[ADDR_TEXT];
@@ -164,12 +167,8 @@ int main(int argc, char **argv)
          * to it must not wait for us. */
         if (close(listener) < 0)
             fprintf(stderr, "close %s: %s\n", local_str, strerror(errno));
-        struct sockaddr_storage same = addr;
-        set_port(&same, ntohs(local.ss_family == AF_INET6
-                                  ? ((struct sockaddr_in6 *)&local)->sin6_port
-                                  : ((struct sockaddr_in *)&local)->sin_port));
         struct sockaddr_storage mine;
-        listener = open_listener(&same, addrlen, 1, &mine);
+        listener = open_listener(&addr, addrlen, 1, &mine);
         /* A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG). */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
             fprintf(stderr, "prctl: %s\n", strerror(errno));
@@ -304,6 +303,40 @@ int main(int argc, char **argv)
     }
 }
 
+/* Proves that nobody holds the port of addr before the workers share it,
+ * and returns the port (the one the kernel chose, if addr's is 0).
+ *
+ * SO_REUSEPORT lets any socket that sets it join the port, if its owner is
+ * the same user (socket(7)): a second `server --workers 2` started by
+ * mistake would not fail, it would quietly take a share of the connections.
+ * A socket without SO_REUSEPORT gets EADDRINUSE from bind(2) if anyone
+ * holds the port, as in every lab; closed at once, it leaves the port to
+ * the workers' sockets. A server started in the instant between that
+ * close(2) and their bind(2) could still slip in. */
+static unsigned long free_port(const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+    char addr_str[ADDR_TEXT];
+    addr_text(addr, addr_str);
+    int probe = socket(addr->ss_family, SOCK_STREAM, 0);
+    if (probe < 0)
+        die("socket", addr_str);
+    /* As the listeners will: a previous run's connections left in
+     * TIME_WAIT do not hold the port. */
+    int one = 1;
+    if (setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        die("setsockopt", addr_str);
+    if (bind(probe, (const struct sockaddr *)addr, addrlen) < 0)
+        die("bind", addr_str);
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    if (getsockname(probe, (struct sockaddr *)&bound, &len) < 0)
+        die("getsockname", addr_str);
+    if (close(probe) < 0)
+        fprintf(stderr, "close %s: %s\n", addr_str, strerror(errno));
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)&bound)->sin_port);
+}
+
 /* socket -> setsockopt -> bind -> listen, as in every lab; with workers, plus
  * SO_REUSEPORT so that each may bind a socket of its own to the same port.
  * Returns the listening socket; *local is the address it got. */
@@ -320,7 +353,8 @@ static int open_listener(const struct sockaddr_storage *addr, socklen_t addrlen,
     if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt", addr_str);
     /* Only with workers: SO_REUSEPORT would also let a second server,
-     * started by mistake, share the port instead of failing with EADDRINUSE. */
+     * started by mistake, share the port instead of failing with EADDRINUSE
+     * (with workers, free_port has checked that nobody holds it). */
     if (reuse_port && setsockopt(listener, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         die("setsockopt", addr_str);
     if (bind(listener, (const struct sockaddr *)addr, addrlen) < 0)

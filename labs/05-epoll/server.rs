@@ -83,7 +83,11 @@ fn main() {
         }
     };
 
-    let (mut listener, local) = open_listener(SocketAddr::new(ip, port), workers > 1);
+    let mut addr = SocketAddr::new(ip, port);
+    if workers > 1 {
+        addr.set_port(free_port(addr));
+    }
+    let (mut listener, local) = open_listener(addr, workers > 1);
     log!("listening on {local}");
     log!("descriptor limit {limit} (RLIMIT_NOFILE)");
 
@@ -103,8 +107,7 @@ fn main() {
                 if let Err(err) = close(listener) {
                     warn!("close {local}: {}", reason(&err));
                 }
-                let port = local_port(&local);
-                (listener, _) = open_listener(SocketAddr::new(ip, port), true);
+                (listener, _) = open_listener(addr, true);
                 // A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG).
                 if let Err(err) = prctl::set_pdeathsig(Signal::SIGTERM) {
                     warn!("prctl: {}", reason(&err));
@@ -243,19 +246,41 @@ fn main() {
     }
 }
 
+/// Proves that nobody holds ADDR's port before the workers share it, and
+/// returns the port (the one the kernel chose, if ADDR's is 0).
+///
+/// SO_REUSEPORT lets any socket that sets it join the port, if its owner is
+/// the same user (socket(7)): a second `server --workers 2` started by
+/// mistake would not fail, it would quietly take a share of the
+/// connections. A socket without SO_REUSEPORT gets EADDRINUSE from bind(2)
+/// if anyone holds the port, as in every lab; closed at once, it leaves the
+/// port to the workers' sockets. A server started in the instant between
+/// that close(2) and their bind(2) could still slip in.
+fn free_port(addr: SocketAddr) -> u16 {
+    let domain = family(addr);
+    let probe = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
+    // As the listeners will: a previous run's connections left in
+    // TIME_WAIT do not hold the port.
+    setsockopt(&probe, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
+    bind(probe.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
+    let bound: SockaddrStorage = getsockname(probe.as_raw_fd()).or_die("getsockname", addr);
+    if let Err(err) = close(probe) {
+        warn!("close {addr}: {}", reason(&err));
+    }
+    local_port(&bound)
+}
+
 /// socket → setsockopt → bind → listen, as in every lab; with workers, plus
 /// SO_REUSEPORT so that each may bind a socket of its own to the same port.
 fn open_listener(addr: SocketAddr, reuse_port: bool) -> (OwnedFd, SockaddrStorage) {
-    let domain = match addr {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
+    let domain = family(addr);
     // Non-blocking: we accept until EAGAIN, never waiting in accept(2).
     let listener =
         socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
     setsockopt(&listener, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
     // Only with workers: SO_REUSEPORT would also let a second server,
-    // started by mistake, share the port instead of failing with EADDRINUSE.
+    // started by mistake, share the port instead of failing with EADDRINUSE
+    // (with workers, free_port has checked that nobody holds it).
     if reuse_port {
         setsockopt(&listener, sockopt::ReusePort, &true).or_die("setsockopt", addr);
     }
@@ -263,6 +288,13 @@ fn open_listener(addr: SocketAddr, reuse_port: bool) -> (OwnedFd, SockaddrStorag
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
     (listener, local)
+}
+
+fn family(addr: SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
 }
 
 /// The CPUs online, as sysconf(3) counts them (_SC_NPROCESSORS_ONLN); the
