@@ -7,14 +7,14 @@
 
 mod common;
 
-use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_say_the_same, echo, reset,
+    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_say_the_same,
+    children_states, echo, reset, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -31,42 +31,6 @@ fn start(bin: &str, extra: &[&str]) -> Server {
     let mut args = vec!["0", "--bind", "127.0.0.1"];
     args.extend_from_slice(extra);
     Server::start(bin, &args)
-}
-
-/// The state letter (R, S, Z...) of every child of `parent`, from /proc/PID/stat.
-fn children_states(parent: i32) -> Vec<(i32, char)> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue; // it ended while we looked
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut fields = after.split(' ');
-        let state = fields.next().and_then(|s| s.chars().next());
-        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid)
-            && ppid == parent
-        {
-            found.push((pid, state));
-        }
-    }
-    found
-}
-
-fn zombies(parent: i32) -> usize {
-    children_states(parent)
-        .iter()
-        .filter(|(_, s)| *s == 'Z')
-        .count()
 }
 
 /// The pid of the child serving `client`, from its `[pid N] serving ADDR` line.

@@ -353,6 +353,43 @@ pub fn cpu_ticks(pid: i32) -> u64 {
     field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
+/// The state letter (R, S, Z...) of every child of `parent`, from /proc/PID/stat.
+pub fn children_states(parent: i32) -> Vec<(i32, char)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // it ended while we looked
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split(' ');
+        let state = fields.next().and_then(|s| s.chars().next());
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(state), Some(ppid)) = (state, ppid)
+            && ppid == parent
+        {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+/// How many children of `parent` are zombies (state Z): exited, not reaped.
+pub fn zombies(parent: i32) -> usize {
+    children_states(parent)
+        .iter()
+        .filter(|(_, s)| *s == 'Z')
+        .count()
+}
+
 /// The descriptors process `pid` has open (the entries of /proc/PID/fd).
 pub fn open_descriptors(pid: i32) -> Vec<i32> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
