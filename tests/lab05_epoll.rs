@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::{
     Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client, check_out_of_descriptors,
-    check_server_arguments, check_twins_say_the_same, check_usage_error, echo, reset, resident_kib,
-    run,
+    check_server_arguments, check_twins_say_the_same, check_usage_error, children_states, echo,
+    reset, resident_kib, run, zombies,
 };
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// Lab 05's server in one implementation or the other.
 fn server_program(twin: Twin) -> String {
@@ -41,6 +43,7 @@ crate::for_rust_and_c!(
     two_workers_share_the_port_and_both_serve,
     more_workers_than_four_per_cpu_are_refused_before_any_fork,
     a_second_server_on_the_port_fails_even_when_both_have_workers,
+    a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on,
     the_server_shares_the_common_interface,
 );
 
@@ -162,6 +165,43 @@ fn two_workers_share_the_port_and_both_serve(twin: Twin) {
         workers.insert(line.split(']').next().unwrap_or_default().to_string());
     }
     assert_eq!(workers.len(), 2, "{workers:?}");
+}
+
+fn a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on(twin: Twin) {
+    let mut server = start(twin, &["--workers", "2"]);
+    // `worker N (pid P) accepting on ADDR`, one line from each worker.
+    let mut pids = [0i32; 2];
+    for _ in 0..2 {
+        let line = server.expect(") accepting on ");
+        let parsed = line.strip_prefix("worker ").and_then(|rest| {
+            let (n, rest) = rest.split_once(" (pid ")?;
+            let pid = rest.split(')').next()?;
+            Some((n.parse::<usize>().ok()?, pid.parse::<i32>().ok()?))
+        });
+        match parsed {
+            Some((n, pid)) if n < 2 => pids[n] = pid,
+            _ => panic!("bad worker line {line:?}"),
+        }
+    }
+    let parent = server.pid();
+    assert_eq!(pids[0], parent, "worker 0 is the process we started");
+
+    kill(Pid::from_raw(pids[1]), Signal::SIGKILL).expect("kill worker 1");
+    server.expect(&format!("worker 1 (pid {}) killed by SIGKILL", pids[1]));
+    // Reaped: gone from /proc, not left a zombie (Z) child of worker 0.
+    assert_eq!(zombies(parent), 0, "{:?}", children_states(parent));
+    assert_eq!(children_states(parent), []);
+
+    // Its listening socket closed with it: worker 0's is the only one left
+    // on the port, and takes every new connection.
+    for i in 0..8 {
+        let mut client = server.connect();
+        let line = format!("client {i}\n");
+        assert_eq!(echo(&mut client, line.as_bytes()), line.as_bytes());
+        let logged = server.expect("] connection from ");
+        assert!(logged.starts_with("[worker 0] "), "{logged:?}");
+    }
+    assert!(server.is_running());
 }
 
 fn a_second_server_on_the_port_fails_even_when_both_have_workers(twin: Twin) {

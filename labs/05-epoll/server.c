@@ -6,7 +6,9 @@
  * epoll_create1 -> epoll_ctl(ADD listener) -> loop { epoll_wait -> accept
  * the new clients and add them -> read/write the ready ones, switching each
  * one's interest between readable and writable }. The kernel keeps the list
- * of descriptors we watch; each wait returns only the ready ones.
+ * of descriptors we watch; each wait returns only the ready ones. With
+ * workers, worker 0 (the parent) also watches a signalfd for SIGCHLD, and
+ * reaps and names a worker that dies.
  *
  * Build: make (or: cc -Wall -Wextra -O2 -o server-c server.c)
  * Run:   ./server-c [PORT] [--bind ADDR] [--workers N]
@@ -30,7 +32,9 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SYNOPSIS "usage: server [PORT] [--bind ADDR] [--workers N]"
@@ -59,6 +63,8 @@ static const char usage[] =
 #define MAX_PENDING (64 * 1024)
 /* The token of the listening socket; a client's token is its descriptor. */
 #define LISTENER UINT64_MAX
+/* The token of worker 0's signalfd, readable when a worker has died. */
+#define WORKER_DIED (UINT64_MAX - 1)
 
 struct client {
     int fd; /* -1: no client at this index */
@@ -80,6 +86,8 @@ static unsigned long free_port(const struct sockaddr_storage *addr, socklen_t ad
 static int open_listener(const struct sockaddr_storage *addr, socklen_t addrlen,
                          int reuse_port, struct sockaddr_storage *local);
 static int serve(struct client *c, uint32_t events, char *buf, size_t size);
+static void reap_workers(int deaths, const pid_t *children, unsigned long nchildren);
+static const char *signal_name(int sig);
 static int make_room(size_t index);
 static int append(struct client *c, const char *data, size_t n);
 static int reserve_spare(unsigned long long limit);
@@ -156,12 +164,28 @@ int main(int argc, char **argv)
      * kernel hashes each new connection to one of them (socket(7)). */
     unsigned long worker = 0;
     pid_t parent = getpid();
+    /* The workers' pids, worker n at n - 1: to say which one died. */
+    pid_t *children = calloc(workers, sizeof *children);
+    if (children == NULL)
+        die("calloc", local_str);
+    sigset_t sigchld;
+    sigemptyset(&sigchld);
+    sigaddset(&sigchld, SIGCHLD);
+    /* Worker 0 learns of a death through epoll (the signalfd below).
+     * SIGCHLD is blocked from before the first fork(2): one that comes
+     * early stays pending for it instead of being discarded (signalfd(2)).
+     * The children inherit the mask; they have no children, so it changes
+     * nothing for them. */
+    if (workers > 1 && sigprocmask(SIG_BLOCK, &sigchld, NULL) < 0)
+        die("sigprocmask", "SIGCHLD");
     for (unsigned long n = 1; n < workers; n++) {
         pid_t pid = fork();
         if (pid < 0)
             die("fork", local_str);
-        if (pid > 0)
+        if (pid > 0) {
+            children[n - 1] = pid;
             continue;
+        }
         worker = n;
         /* The parent's socket is worker 0's: connections the kernel hands
          * to it must not wait for us. */
@@ -195,6 +219,19 @@ int main(int argc, char **argv)
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = LISTENER };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev) < 0)
         die("epoll_ctl", local_str);
+    /* signalfd(2) turns the pending SIGCHLD into a readable descriptor: the
+     * same epoll_wait(2) that waits for clients wakes up when a worker dies,
+     * with no handler, and no race between testing a flag and going to
+     * sleep. The dead worker is then reaped, not left a zombie. */
+    int deaths = -1;
+    if (worker == 0 && workers > 1) {
+        deaths = signalfd(-1, &sigchld, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (deaths < 0)
+            die("signalfd", "SIGCHLD");
+        struct epoll_event died = { .events = EPOLLIN, .data.u64 = WORKER_DIED };
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, deaths, &died) < 0)
+            die("epoll_ctl", local_str);
+    }
 
     /* See lab 04: a spare descriptor to close a connection when out of
      * them, or a clear exit if the limit leaves no room for one client. */
@@ -213,6 +250,10 @@ int main(int argc, char **argv)
             die("epoll_wait", local_str);
         }
         for (int i = 0; i < ready; i++) {
+            if (events[i].data.u64 == WORKER_DIED) {
+                reap_workers(deaths, children, workers - 1);
+                continue;
+            }
             if (events[i].data.u64 == LISTENER) {
                 /* Accept all that wait: one readiness may stand for many. */
                 for (;;) {
@@ -301,6 +342,58 @@ int main(int argc, char **argv)
             }
         }
     }
+}
+
+/* Collects every worker that has died, and says which and how (worker 0
+ * does it, as in lab 02). */
+static void reap_workers(int deaths, const pid_t *children, unsigned long nchildren)
+{
+    /* read(2) takes the SIGCHLD off the pending signals: the descriptor
+     * stays readable until then, and becomes so again at the next one. */
+    struct signalfd_siginfo info;
+    if (read(deaths, &info, sizeof info) < 0 && errno != EAGAIN)
+        fprintf(stderr, "read SIGCHLD: %s\n", strerror(errno));
+    /* Signals do not queue: one SIGCHLD may stand for several dead workers,
+     * so call waitpid(2) until none is left (WNOHANG: never block). */
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0 || (pid < 0 && errno == ECHILD))
+            return; /* 0: workers left, none dead; ECHILD: none left */
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "waitpid: %s\n", strerror(errno));
+            return;
+        }
+        unsigned long n = 0;
+        for (unsigned long i = 0; i < nchildren; i++)
+            if (children[i] == pid)
+                n = i + 1;
+        if (WIFEXITED(status))
+            printf("worker %lu (pid %d) exited (status %d)\n", n, (int)pid, WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+            printf("worker %lu (pid %d) killed by %s\n", n, (int)pid,
+                   signal_name(WTERMSIG(status)));
+        /* else stopped or continued: still a worker of ours */
+    }
+}
+
+/* SIGKILL for 9: the name as the Rust server prints it (as in lab 02). */
+static const char *signal_name(int sig)
+{
+    static const char *const names[] = {
+        "0",         "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
+        "SIGBUS",    "SIGFPE",  "SIGKILL",   "SIGUSR1", "SIGSEGV",   "SIGUSR2", "SIGPIPE",
+        "SIGALRM",   "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",
+        "SIGTTIN",   "SIGTTOU", "SIGURG",    "SIGXCPU", "SIGXFSZ",   "SIGVTALRM",
+        "SIGPROF",   "SIGWINCH", "SIGIO",    "SIGPWR",  "SIGSYS",
+    };
+    static char other[16];
+    if (sig > 0 && sig < (int)(sizeof names / sizeof names[0]))
+        return names[sig];
+    snprintf(other, sizeof other, "signal %d", sig);
+    return other;
 }
 
 /* Proves that nobody holds the port of addr before the workers share it,

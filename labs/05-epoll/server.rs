@@ -5,6 +5,8 @@
 //! new clients and add them → read/write the ready ones, switching each
 //! one's interest between readable and writable }. The kernel keeps the
 //! list of descriptors we watch; each wait returns only the ready ones.
+//! With workers, worker 0 (the parent) also watches a signalfd for SIGCHLD,
+//! and reaps and names a worker that dies.
 
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,12 +16,16 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::unistd::{ForkResult, SysconfVar, close, fork, getpid, getppid, read, sysconf, write};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{
+    ForkResult, Pid, SysconfVar, close, fork, getpid, getppid, read, sysconf, write,
+};
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
@@ -45,6 +51,8 @@ const WORKERS_PER_CPU: u32 = 4;
 const MAX_PENDING: usize = 64 * 1024;
 /// The token of the listening socket; a client's token is its descriptor.
 const LISTENER: u64 = u64::MAX;
+/// The token of worker 0's signalfd, readable when a worker has died.
+const WORKER_DIED: u64 = u64::MAX - 1;
 
 struct Client {
     fd: OwnedFd,
@@ -96,6 +104,17 @@ fn main() {
     // kernel hashes each new connection to one of them (socket(7)).
     let mut worker = 0;
     let parent = getpid();
+    // The workers' pids, worker n at n - 1: to say which one died.
+    let mut children: Vec<Pid> = Vec::new();
+    let sigchld = SigSet::from(Signal::SIGCHLD);
+    if workers > 1 {
+        // Worker 0 learns of a death through epoll (the signalfd below).
+        // SIGCHLD is blocked from before the first fork(2): one that comes
+        // early stays pending for it instead of being discarded
+        // (signalfd(2)). The children inherit the mask; they have no
+        // children, so it changes nothing for them.
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None).or_die("sigprocmask", "SIGCHLD");
+    }
     for n in 1..workers {
         // SAFETY: this process has a single thread, so the child may run
         // any code after fork(2).
@@ -122,7 +141,7 @@ fn main() {
                 }
                 break;
             }
-            Ok(ForkResult::Parent { .. }) => {}
+            Ok(ForkResult::Parent { child }) => children.push(child),
             Err(err) => die("fork", local, &err),
         }
     }
@@ -138,6 +157,20 @@ fn main() {
     epoll
         .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
         .or_die("epoll_ctl", local);
+    // signalfd(2) turns the pending SIGCHLD into a readable descriptor: the
+    // same epoll_wait(2) that waits for clients wakes up when a worker dies,
+    // with no handler, and no race between testing a flag and going to
+    // sleep. The dead worker is then reaped, not left a zombie.
+    let deaths = if worker == 0 && workers > 1 {
+        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
+        let deaths = SignalFd::with_flags(&sigchld, flags).or_die("signalfd", "SIGCHLD");
+        epoll
+            .add(&deaths, EpollEvent::new(EpollFlags::EPOLLIN, WORKER_DIED))
+            .or_die("epoll_ctl", local);
+        Some(deaths)
+    } else {
+        None
+    };
 
     // See lab 04: a spare descriptor to close a connection when out of
     // them, or a clear exit if the limit leaves no room for one client.
@@ -158,6 +191,12 @@ fn main() {
             Err(err) => die("epoll_wait", local, &err),
         };
         for event in &events[..ready] {
+            if event.data() == WORKER_DIED {
+                if let Some(deaths) = &deaths {
+                    reap_workers(deaths, &children);
+                }
+                continue;
+            }
             if event.data() == LISTENER {
                 // Accept all that wait: one readiness may stand for many.
                 loop {
@@ -243,6 +282,33 @@ fn main() {
                 }
             }
         }
+    }
+}
+
+/// Collects every worker that has died, and says which and how (worker 0
+/// does it, as in lab 02).
+fn reap_workers(deaths: &SignalFd, children: &[Pid]) {
+    // read(2) takes the SIGCHLD off the pending signals: the descriptor
+    // stays readable until then, and becomes so again at the next one.
+    if let Err(err) = deaths.read_signal() {
+        warn!("read SIGCHLD: {}", reason(&err));
+    }
+    // Signals do not queue: one SIGCHLD may stand for several dead workers,
+    // so call waitpid(2) until none is left (WNOHANG: never block).
+    loop {
+        let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, status)) => (pid, format!("exited (status {status})")),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, format!("killed by {signal}")),
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+            Ok(_) => continue, // stopped or continued: still a worker of ours
+            Err(Errno::EINTR) => continue,
+            Err(err) => {
+                warn!("waitpid: {}", reason(&err));
+                return;
+            }
+        };
+        let n = children.iter().position(|&c| c == pid).map_or(0, |i| i + 1);
+        log!("worker {n} (pid {pid}) {how}");
     }
 }
 
