@@ -565,6 +565,11 @@ fn the_client_checks_its_arguments() {
             out.stdout_text()
                 .contains("Exit status: 0 every datagram was echoed")
         );
+        assert!(
+            out.stdout_text().contains("(default 1000; 1 to 60000)"),
+            "--help must give --timeout's range: {}",
+            out.stdout_text()
+        );
         let cases: &[(&[&str], &str)] = &[
             (&["127.0.0.1", "port"], "invalid PORT 'port'"),
             (
@@ -573,6 +578,15 @@ fn the_client_checks_its_arguments() {
             ),
             (&["--bogus"], "unknown option '--bogus'"),
             (&["--timeout", "soon"], "invalid MS 'soon'"),
+            // 0 ms would count every echo lost, even from a live server.
+            (
+                &["--timeout", "0"],
+                "invalid MS '0': from 1 to 60000 milliseconds",
+            ),
+            (
+                &["--timeout", "60001"],
+                "invalid MS '60001': from 1 to 60000 milliseconds",
+            ),
             (&["--retries"], "--retries needs a value (N)"),
             (&["--size", "100"], "--size goes with --count (ping mode)"),
             (
@@ -618,6 +632,8 @@ fn the_c_twins_print_the_same_help_and_usage_errors() {
         &["--count", "x"],
         &["--size=9"],
         &["h", "1", "2"],
+        &["--timeout", "0"],
+        &["--timeout=60001", "--count", "x"],
     ] {
         same(&rust.client, &c.client, args);
     }

@@ -48,7 +48,8 @@ static const char usage[] =
     "\n"
     "  HOST           server name or address (default 127.0.0.1; localhost and IPv6 such as ::1 work)\n"
     "  PORT           server port (default 4242)\n"
-    "  --timeout MS   how long to wait for an echo before sending again (default 1000)\n"
+    "  --timeout MS   how long to wait for the echo of each send before sending again\n"
+    "                 (default 1000; 1 to 60000)\n"
     "  --retries N    how many times to send again before counting a datagram lost (default 3)\n"
     "  --connect      connect() the socket, then send/recv: a port nobody listens on is\n"
     "                 reported at once (ICMP port unreachable comes back as ECONNREFUSED)\n"
@@ -64,6 +65,7 @@ static const char usage[] =
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 4242
 #define U32_MAX 4294967295UL
+#define MAX_TIMEOUT_MS 60000UL /* the longest --timeout: one minute */
 #define ADDR_TEXT 80 /* room for "[" IPv6 "%" scope "]:" port */
 
 /* A line longer than this goes in pieces, one datagram each. With its
@@ -140,6 +142,11 @@ int main(int argc, char **argv)
     unsigned long count = take_number("--count", "N", 0, &count_given);
     unsigned long interval_ms = take_number("--interval", "MS", 1000, &interval_given);
     unsigned long size = take_number("--size", "B", 64, &size_given);
+    /* An echo takes some time even on loopback: with 0 every datagram would
+     * count as lost. 60 s is the smallest cap RFC 6298 (2.5) allows on TCP's
+     * retransmission timeout; a lab client need not wait longer. */
+    if (timeout_ms < 1 || timeout_ms > MAX_TIMEOUT_MS)
+        usage_error("invalid MS '%lu': from 1 to %lu milliseconds", timeout_ms, MAX_TIMEOUT_MS);
     if (!count_given && (interval_given || size_given))
         usage_error("%s goes with --count (ping mode)", size_given ? "--size" : "--interval");
     if (size < 4 || size > 65535)

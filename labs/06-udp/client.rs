@@ -36,7 +36,8 @@ datagrams, the round-trip time of each, and the statistics.
 
   HOST           server name or address (default 127.0.0.1; localhost and IPv6 such as ::1 work)
   PORT           server port (default 4242)
-  --timeout MS   how long to wait for an echo before sending again (default 1000)
+  --timeout MS   how long to wait for the echo of each send before sending again
+                 (default 1000; 1 to 60000)
   --retries N    how many times to send again before counting a datagram lost (default 3)
   --connect      connect() the socket, then send/recv: a port nobody listens on is
                  reported at once (ICMP port unreachable comes back as ECONNREFUSED)
@@ -55,6 +56,9 @@ no echo after all its retransmissions; 2 bad arguments.
 /// allows (65507 bytes over IPv4, 65527 over IPv6), so sendto(2) refuses
 /// such a line with EMSGSIZE rather than cut it.
 const MAX_LINE: usize = 65536 - 4;
+
+/// The longest --timeout, in milliseconds: one minute.
+const MAX_TIMEOUT_MS: u32 = 60_000;
 
 /// What the client has seen, for the statistics at the end.
 #[derive(Default)]
@@ -93,6 +97,14 @@ fn main() {
     let count: Option<u32> = cli.value("--count", "N");
     let interval_ms: Option<u32> = cli.value("--interval", "MS");
     let size: Option<u32> = cli.value("--size", "B");
+    // An echo takes some time even on loopback: with 0 every datagram
+    // would count as lost. 60 s is the smallest cap RFC 6298 (2.5) allows
+    // on TCP's retransmission timeout; a lab client need not wait longer.
+    if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        cli.usage_error(format_args!(
+            "invalid MS '{timeout_ms}': from 1 to {MAX_TIMEOUT_MS} milliseconds"
+        ));
+    }
     if count.is_none() && (interval_ms.is_some() || size.is_some()) {
         let option = if size.is_some() {
             "--size"
