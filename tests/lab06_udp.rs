@@ -684,3 +684,333 @@ fn the_loss_demo_shows_retransmissions_and_cleans_up() {
         }
     });
 }
+
+// ---- Echo loops, reflection and floods (the UDP-port-7 advisories, CERT CA-1996-01)
+
+/// The state of process `pid` in /proc/PID/stat: R running, S sleeping, T stopped...
+fn process_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    let after = &stat[stat.rfind(')').expect("comm in /proc/PID/stat") + 2..];
+    after.chars().next().unwrap_or('?')
+}
+
+/// Makes `server` receive `payload` from `from`, an address where a second
+/// server is then started by `second`, without a raw socket: `server` is
+/// stopped (SIGSTOP), a socket of ours bound to `from` sends the datagram,
+/// which waits in the stopped server's queue, and is closed; the second
+/// server takes `from`; `server` resumes (SIGCONT) and reads a datagram
+/// that seems to come from the second server: its echo goes there.
+fn forge_from_a_second_server(
+    server: &Server,
+    from: SocketAddr,
+    payload: &[u8],
+    second: impl FnOnce(u16) -> Server,
+) -> Server {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pid = Pid::from_raw(server.pid());
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP the server");
+    let deadline = Instant::now() + PATIENCE;
+    while process_state(server.pid()) != 'T' {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let port = {
+        let sock = UdpSocket::bind(from).unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        sock.send_to(payload, server.addr).expect("send");
+        sock.local_addr().expect("address").port()
+    };
+    let other = second(port);
+    kill(pid, Signal::SIGCONT).expect("SIGCONT the server");
+    other
+}
+
+/// Waits until `servers` use no CPU and log nothing over a 200 ms window
+/// (one clock tick allowed); true when they did within `limit`, false if
+/// they kept busy all along. Nothing signals "not spinning": it takes a
+/// measure. (The log counts too: a server blocked writing its log to a full
+/// pipe uses no CPU, yet it is not done.)
+fn quiet(servers: &mut [&mut Server], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let state = |servers: &mut [&mut Server]| -> Vec<(u64, usize)> {
+        servers
+            .iter_mut()
+            .map(|s| (common::cpu_ticks(s.pid()), s.log_now().len()))
+            .collect()
+    };
+    loop {
+        let before = state(servers);
+        thread::sleep(Duration::from_millis(200));
+        let after = state(servers);
+        let still = |((t0, n0), (t1, n1)): (&(u64, usize), &(u64, usize))| t1 - t0 <= 1 && n1 == n0;
+        if before.iter().zip(&after).all(still) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+/// What a server's log lines say it did with datagrams: (echoed, dropped),
+/// the lines not logged included, as its summary lines count them.
+fn tally(log: &[String]) -> (u64, u64) {
+    let (mut echoed, mut dropped) = (0, 0);
+    for line in log {
+        if let Some(rest) = line.strip_prefix("... ") {
+            // "... N more datagrams not logged (E echoed, D dropped)"
+            let numbers: Vec<u64> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            assert_eq!(numbers.len(), 3, "summary line: {line}");
+            assert_eq!(numbers[0], numbers[1] + numbers[2], "summary line: {line}");
+            echoed += numbers[1];
+            dropped += numbers[2];
+        } else if line.starts_with("datagram of ") {
+            if line.contains(" dropped (") {
+                dropped += 1;
+            } else {
+                echoed += 1;
+            }
+        }
+    }
+    (echoed, dropped)
+}
+
+/// The server still echoes an ordinary client, and logs it (after the lines
+/// before it, which the test then has in `server.log`); returns the
+/// client's address.
+fn still_echoes(server: &mut Server) -> SocketAddr {
+    let sock = udp_socket();
+    sock.send_to(b"still there?", server.addr).expect("send");
+    let mut buf = [0u8; 64];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("an echo for an ordinary client");
+    assert_eq!(&buf[..n], b"still there?");
+    let me = sock.local_addr().expect("address");
+    server.expect(&format!("datagram of 12 bytes from {me}"));
+    me
+}
+
+/// A UDP datagram from `from_port` to `to`, sent through a raw socket
+/// (raw(7)) with the source address the kernel picks for `to`: on loopback
+/// 127.0.0.1. Needs CAP_NET_RAW (root); Err says why not.
+fn send_forged(from_port: u16, to: SocketAddr, payload: &[u8]) -> Result<(), String> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, sendto, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let raw = socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::empty(),
+        SockProtocol::Udp,
+    )
+    .map_err(|e| format!("socket(SOCK_RAW): {e}"))?;
+    // The UDP header (RFC 768), then the payload; checksum 0: none, which
+    // IPv4 allows.
+    let mut packet = Vec::new();
+    packet.extend_from_slice(&from_port.to_be_bytes());
+    packet.extend_from_slice(&to.port().to_be_bytes());
+    packet.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    let dest = SockaddrStorage::from(SocketAddr::new(to.ip(), 0));
+    sendto(raw.as_raw_fd(), &packet, &dest, MsgFlags::empty())
+        .map(|_| ())
+        .map_err(|e| format!("sendto(SOCK_RAW): {e}"))
+}
+
+#[test]
+fn a_datagram_from_the_servers_own_port_or_a_service_port_is_never_echoed() {
+    for_each_impl(|imp| {
+        // Another server on the same port, at another address of this
+        // host: the classic port-7-to-port-7 loop, started by one datagram
+        // forged to come from it. No root needed (see forge_from_a_second_server).
+        let mut a = start(imp, &[]);
+        let port = a.port();
+        let b_addr = SocketAddr::from(([127, 0, 0, 2], port));
+        let mut b = forge_from_a_second_server(&a, b_addr, b"loop?", |port| {
+            Server::start(&imp.server, &[&port.to_string(), "--bind", "127.0.0.2"])
+        });
+        let first = a.expect(&format!("from {b_addr}"));
+        assert!(
+            quiet(&mut [&mut a, &mut b], Duration::from_secs(3)),
+            "two servers on port {port} still bounce a datagram after 3 s; first line {first:?}, \
+             then {} lines",
+            a.log_now().len()
+        );
+        assert_eq!(
+            first,
+            format!("datagram of 5 bytes from {b_addr} dropped (from our own port: an echo loop)")
+        );
+        assert_eq!(
+            b.log_now(),
+            ["listening on 127.0.0.2:".to_string() + &port.to_string()]
+        );
+        still_echoes(&mut a);
+
+        // A datagram forged with the server's own address as its source: it
+        // would echo to itself for ever. Forging it takes a raw socket.
+        let mut a = start(imp, &[]);
+        match send_forged(a.port(), a.addr, b"myself?") {
+            Err(why) => eprintln!(
+                "{}: the own-address case skipped ({why}; it needs root or CAP_NET_RAW)",
+                imp.name
+            ),
+            Ok(()) => {
+                let first = a.expect(&format!("from {}", a.addr));
+                assert!(
+                    quiet(&mut [&mut a], Duration::from_secs(3)),
+                    "the server still echoes to itself after 3 s: {} lines",
+                    a.log_now().len()
+                );
+                assert_eq!(
+                    first,
+                    format!(
+                        "datagram of 7 bytes from {} dropped (from our own port: an echo loop)",
+                        a.addr
+                    )
+                );
+                assert_eq!(a.log_now().len(), 2, "{:?}", a.log);
+                still_echoes(&mut a);
+            }
+        }
+
+        // From a port below 1024: echo (7), chargen (19), DNS (53) answer
+        // too; a real client never sends from there.
+        let service = (900..1024).find_map(|p| UdpSocket::bind(("127.0.0.1", p)).ok());
+        match service {
+            None => eprintln!(
+                "{}: the service-port case skipped (binding a port below 1024 needs root)",
+                imp.name
+            ),
+            Some(sock) => {
+                let from = sock.local_addr().expect("address");
+                sock.send_to(b"chargen?", a.addr).expect("send");
+                let line = a.expect(&format!("from {from}"));
+                assert_eq!(
+                    line,
+                    format!(
+                        "datagram of 8 bytes from {from} dropped (from a service port below 1024)"
+                    )
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn two_echo_servers_stop_bouncing_a_forged_datagram() {
+    for_each_impl(|imp| {
+        // B is an echo server on another port: one datagram forged to come
+        // from B makes A echo to B, B echo to A, and so on: only a limit on
+        // the echoes ends it (500 at once, then 1000 a second).
+        let mut a = start(imp, &[]);
+        let from = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut b = forge_from_a_second_server(&a, from, b"ping-pong", |port| {
+            Server::start(&imp.server, &[&port.to_string(), "--bind", "127.0.0.1"])
+        });
+        let started = Instant::now();
+        a.expect(&format!("datagram of 9 bytes from {}", b.addr));
+        assert!(
+            quiet(&mut [&mut a, &mut b], Duration::from_secs(5)),
+            "A and B still bounce the datagram after 5 s: {} and {} log lines",
+            a.log_now().len(),
+            b.log_now().len()
+        );
+        let took = started.elapsed();
+        // The log is bounded too: 100 lines at once, then 10 a second.
+        let bound = 1 + 100 + (20.0 * took.as_secs_f64()) as usize + 2;
+        for (name, server) in [("A", &mut a), ("B", &mut b)] {
+            let lines = server.log_now().len();
+            assert!(lines <= bound, "{name} logged {lines} lines in {took:?}");
+        }
+        // Ordinary clients get their echoes, and with them the summary of
+        // what was not logged.
+        still_echoes(&mut a);
+        still_echoes(&mut b);
+        let (a_echoed, a_dropped) = tally(&a.log);
+        let (b_echoed, b_dropped) = tally(&b.log);
+        assert_eq!(
+            a_dropped + b_dropped,
+            1,
+            "one drop ends the loop; A {:?}, B {:?}",
+            a.log,
+            b.log
+        );
+        // Each started with a full bucket of 500 echoes (and an ordinary
+        // client's echo is counted here too).
+        assert!(a_echoed.min(b_echoed) >= 500, "A {a_echoed}, B {b_echoed}");
+        let most = 500 + (1000.0 * took.as_secs_f64()) as u64 + 1;
+        assert!(
+            a_echoed.max(b_echoed) <= most,
+            "A {a_echoed}, B {b_echoed} in {took:?}"
+        );
+        let limit = if a_dropped == 1 { &a } else { &b };
+        assert!(
+            limit
+                .log
+                .iter()
+                .any(|l| l.contains("dropped (over the echo limit)"))
+                || limit
+                    .log
+                    .iter()
+                    .any(|l| l.starts_with("... ") && l.ends_with(" 1 dropped)")),
+            "{:?}",
+            limit.log
+        );
+    });
+}
+
+#[test]
+fn a_flood_is_logged_in_a_few_lines_and_echoed_at_a_bounded_rate() {
+    for_each_impl(|imp| {
+        let mut server = start(imp, &[]);
+        let flooder = udp_socket();
+        let started = Instant::now();
+        for i in 0..20_000u32 {
+            flooder
+                .send_to(&i.to_be_bytes(), server.addr)
+                .expect("send");
+        }
+        assert!(
+            quiet(&mut [&mut server], Duration::from_secs(10)),
+            "the server is still busy 10 s after a flood of 20,000 datagrams"
+        );
+        let took = started.elapsed();
+        // Wait for the log lines printed so far to reach us: the probe's
+        // line comes after them.
+        let me = still_echoes(&mut server);
+        let log: Vec<String> = server.log.clone();
+        let flood: Vec<&String> = log
+            .iter()
+            .filter(|l| !l.starts_with("listening on ") && !l.contains(&me.to_string()))
+            .collect();
+        // 100 lines at once, then 10 a second, each at most with a summary.
+        let bound = 100 + (20.0 * took.as_secs_f64()) as usize + 2;
+        assert!(
+            flood.len() <= bound,
+            "{} log lines for the flood in {took:?}; the first: {:?}",
+            flood.len(),
+            &flood[..flood.len().min(3)]
+        );
+        let summary = flood
+            .iter()
+            .find(|l| l.starts_with("... "))
+            .unwrap_or_else(|| panic!("no summary line: {flood:?}"));
+        assert!(summary.ends_with(" dropped)"), "{summary}");
+        // Echoes: 500 at once, then 1000 a second (the probe's included).
+        // How many the server received depends on how fast it read: its
+        // socket's queue holds a few hundred of these (socket(7), SO_RCVBUF),
+        // and the kernel drops the rest when it is full.
+        let (echoed, dropped) = tally(&log);
+        let most = 500 + (1000.0 * took.as_secs_f64()) as u64 + 1;
+        assert!(
+            echoed <= most,
+            "{echoed} echoes (and {dropped} dropped) in {took:?}"
+        );
+    });
+}

@@ -5,6 +5,12 @@
  * accept, no connection: one socket receives the datagrams of every client,
  * and recvfrom(2) says who sent each one, so that sendto(2) can answer.
  *
+ * Nobody checks that sender's address: a datagram forged to come from the
+ * server itself, or from another echo server, would start an echo loop that
+ * never ends. So the server never answers its own port nor a service port
+ * (below 1024), and a token bucket bounds its echoes, and another its log
+ * (the lab sheet's "Echo loops and reflection").
+ *
  * Build: make c (or: cc -Wall -Wextra -O2 -o server-c server.c)
  * Run:   ./server-c [PORT] [--bind ADDR] [--drop PERCENT]
  *
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SYNOPSIS "usage: server [PORT] [--bind ADDR] [--drop PERCENT]"
@@ -28,6 +35,11 @@ static const char usage[] =
     "\n"
     "Lab 06: UDP echo server. Sends every datagram back to whoever sent it; one\n"
     "socket serves every client, with no connection to anyone.\n"
+    "\n"
+    "Never answers a datagram from its own port or from a port below 1024 (a\n"
+    "service's): either would start an echo loop. Echoes at most 500 datagrams\n"
+    "at once, then 1000 a second; logs at most 100 at once, then 10 a second,\n"
+    "and says how many it did not log.\n"
     "\n"
     "  PORT              port to receive on (default 4242; 0 = any free port)\n"
     "  --bind ADDR       address to receive on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
@@ -43,8 +55,46 @@ static const char usage[] =
  * buffer recvfrom(2) would silently discard the end of a longer datagram. */
 #define MAX_DATAGRAM 65536
 
+/* Echoes at most: ECHO_BURST at once, then ECHO_RATE a second, whoever asks.
+ * Far more than any ping needs; it ends the loop of two echo servers that
+ * bounce one forged datagram, and bounds what a flood of forged datagrams
+ * can make us send to their victim. */
+#define ECHO_BURST 500
+#define ECHO_RATE 1000
+/* Datagram lines logged at most: LOG_BURST at once, then LOG_RATE a second;
+ * the others are counted, and said in one line. A flood must not fill the
+ * disk. */
+#define LOG_BURST 100
+#define LOG_RATE 10
+/* Source ports below this one are services' (echo 7, chargen 19, DNS 53,
+ * NTP 123), which answer too; clients send from higher ones. */
+#define FIRST_CLIENT_PORT 1024
+
+/* A token bucket: it holds at most burst tokens and gains rate a second;
+ * each use takes one, and with none left the use is refused. So burst uses
+ * pass at once, then rate a second. Counted in millionths of a token, in
+ * integers, so that the Rust server counts the very same. */
+struct bucket {
+    unsigned long long burst, rate;
+    unsigned long long millionths; /* what it holds */
+    unsigned long long filled_us;  /* when it was last filled */
+};
+
+/* The log of datagrams: one line each, as long as its bucket allows
+ * (LOG_BURST at once, then LOG_RATE a second). The others are counted, and
+ * said in one line before the next line logged. */
+struct datagram_log {
+    struct bucket lines;
+    unsigned long long echoed, dropped; /* not logged since the last line */
+};
+
 static _Noreturn void die(const char *call, const char *what);
 static int drops(unsigned long long n, unsigned long percent);
+static unsigned port_of(const struct sockaddr_storage *ss);
+static int take_token(struct bucket *b, unsigned long long now);
+static void log_datagram(struct datagram_log *dlog, unsigned long long now, ssize_t n,
+                         const struct sockaddr_storage *peer, const char *dropped);
+static unsigned long long now_us(void);
 static const char *addr_text(const struct sockaddr_storage *ss, char *out);
 static void read_args(int argc, char **argv);
 static const char *take_value(const char *name, const char *what);
@@ -100,6 +150,12 @@ int main(int argc, char **argv)
      * one socket, each whole, in one recvfrom(2) call each. */
     static char buf[MAX_DATAGRAM];
     unsigned long long received = 0;
+    unsigned our_port = port_of(&local);
+    char drop_note[32];
+    snprintf(drop_note, sizeof drop_note, "--drop %lu", drop_percent);
+    struct bucket echoes = { ECHO_BURST, ECHO_RATE, ECHO_BURST * 1000000ULL, 0 };
+    struct datagram_log datagram_log = { { LOG_BURST, LOG_RATE, LOG_BURST * 1000000ULL, 0 }, 0, 0 };
+    unsigned long long started = now_us();
     for (;;) {
         struct sockaddr_storage peer;
         len = sizeof peer;
@@ -109,21 +165,39 @@ int main(int argc, char **argv)
                 continue;
             die("recvfrom", local_str);
         }
+        unsigned long long now = now_us() - started;
         /* n == 0 is an empty datagram, not an end of file: there is no
-         * connection to end. It gets its empty echo like any other. */
-        char peer_str[ADDR_TEXT];
-        addr_text(&peer, peer_str);
-        received++;
-        if (drops(received, drop_percent)) {
-            printf("datagram of %zd bytes from %s dropped (--drop %lu)\n", n, peer_str,
-                   drop_percent);
-            continue;
+         * connection to end. It gets its empty echo like any other.
+         *
+         * The sender's address is whatever the sender wrote in it: UDP
+         * checks nothing. Why this datagram gets no echo, if it gets none: */
+        unsigned from_port = port_of(&peer);
+        const char *dropped = NULL;
+        if (from_port == our_port) {
+            /* Ourselves, forged: we would echo to ourselves for ever. Or
+             * another echo server on our port: the port-7-to-port-7 loop. */
+            dropped = "from our own port: an echo loop";
+        } else if (from_port < FIRST_CLIENT_PORT) {
+            /* A service that answers too: we would bounce with it for ever. */
+            dropped = "from a service port below 1024";
+        } else {
+            received++;
+            if (drops(received, drop_percent))
+                dropped = drop_note;
+            else if (!take_token(&echoes, now))
+                /* Two echo servers bounce a forged datagram until one of
+                 * them runs out of echoes: here it ends. */
+                dropped = "over the echo limit";
         }
-        printf("datagram of %zd bytes from %s\n", n, peer_str);
+        log_datagram(&datagram_log, now, n, &peer, dropped);
+        if (dropped)
+            continue;
         /* A datagram goes whole or not at all: no partial sends, no writen
          * loop (udp(7)). A failure concerns this client only: say so and go on. */
-        if (sendto(sock, buf, (size_t)n, 0, (struct sockaddr *)&peer, len) < 0)
-            fprintf(stderr, "sendto %s: %s\n", peer_str, strerror(errno));
+        if (sendto(sock, buf, (size_t)n, 0, (struct sockaddr *)&peer, len) < 0) {
+            char peer_str[ADDR_TEXT];
+            fprintf(stderr, "sendto %s: %s\n", addr_text(&peer, peer_str), strerror(errno));
+        }
     }
 }
 
@@ -141,6 +215,67 @@ static _Noreturn void die(const char *call, const char *what)
 static int drops(unsigned long long n, unsigned long percent)
 {
     return n * percent / 100 != (n - 1) * percent / 100;
+}
+
+/* The port of an IPv4 or IPv6 address (0 for any other family). */
+static unsigned port_of(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    return 0;
+}
+
+/* Takes a token from b at now (microseconds since the server started), if
+ * there is one: 1, or 0 when it is empty. */
+static int take_token(struct bucket *b, unsigned long long now)
+{
+    unsigned long long full = b->burst * 1000000ULL;
+    unsigned long long elapsed = now - b->filled_us;
+    if (elapsed > full) /* full anyway; and elapsed * rate cannot overflow */
+        elapsed = full;
+    /* rate tokens a second are rate millionths a microsecond. */
+    b->millionths += elapsed * b->rate;
+    if (b->millionths > full)
+        b->millionths = full;
+    b->filled_us = now;
+    if (b->millionths < 1000000ULL)
+        return 0;
+    b->millionths -= 1000000ULL;
+    return 1;
+}
+
+/* The datagram of n bytes from peer, dropped for a reason or (NULL) echoed. */
+static void log_datagram(struct datagram_log *dlog, unsigned long long now, ssize_t n,
+                         const struct sockaddr_storage *peer, const char *dropped)
+{
+    if (!take_token(&dlog->lines, now)) {
+        if (dropped)
+            dlog->dropped++;
+        else
+            dlog->echoed++;
+        return;
+    }
+    if (dlog->echoed + dlog->dropped > 0) {
+        printf("... %llu more datagrams not logged (%llu echoed, %llu dropped)\n",
+               dlog->echoed + dlog->dropped, dlog->echoed, dlog->dropped);
+        dlog->echoed = dlog->dropped = 0;
+    }
+    char peer_str[ADDR_TEXT];
+    addr_text(peer, peer_str);
+    if (dropped)
+        printf("datagram of %zd bytes from %s dropped (%s)\n", n, peer_str, dropped);
+    else
+        printf("datagram of %zd bytes from %s\n", n, peer_str);
+}
+
+/* Microseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
+static unsigned long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000 + (unsigned long long)ts.tv_nsec / 1000;
 }
 
 /* ADDR as every lab prints it: 127.0.0.1:4242, [::1]:4242 (inet_ntop(3)). */
