@@ -6,7 +6,7 @@
 //! the write-all loop (Stevens' `writen`), the spare descriptor that lets
 //! the servers of labs 04, 05 and 07 survive EMFILE, the IRC message format
 //! of lab 07, the chat client's conversation (labs 07 and 08), and lab 08's
-//! DCC offers.
+//! DCC offers; the token bucket that bounds lab 06's echoes and log.
 
 pub mod chat;
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod fail;
 pub mod io;
 pub mod irc;
 pub mod lines;
+pub mod rate;
 pub mod spare;
 
 pub use cli::{Cli, DEFAULT_HOST, DEFAULT_PORT};

@@ -19,6 +19,7 @@ use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, bind, getsockname, recvfrom,
     sendto, socket,
 };
+use socket_labs::rate::TokenBucket;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
@@ -93,7 +94,7 @@ fn main() {
     let mut received: u64 = 0;
     let our_port = port_of(&local);
     let drop_note = format!("--drop {drop_percent}");
-    let mut echoes = Bucket::new(ECHO_BURST, ECHO_RATE);
+    let mut echoes = TokenBucket::new(ECHO_BURST, ECHO_RATE);
     let mut datagram_log = DatagramLog::new();
     let started = Instant::now();
     loop {
@@ -159,51 +160,11 @@ fn port_of(addr: &SockaddrStorage) -> u16 {
     }
 }
 
-/// A token bucket: it holds at most `burst` tokens and gains `rate` a
-/// second; each use takes one, and with none left the use is refused. So
-/// `burst` uses pass at once, then `rate` a second. Counted in millionths
-/// of a token, in integers, so that the C twin counts the very same.
-struct Bucket {
-    burst: u64,
-    rate: u64,
-    /// What it holds, in millionths of a token.
-    millionths: u64,
-    /// When it was last filled, in microseconds since the server started.
-    filled_us: u64,
-}
-
-impl Bucket {
-    fn new(burst: u64, rate: u64) -> Bucket {
-        Bucket {
-            burst,
-            rate,
-            millionths: burst * 1_000_000,
-            filled_us: 0,
-        }
-    }
-
-    /// Takes a token at `now_us` (microseconds since the server started),
-    /// if there is one.
-    fn take(&mut self, now_us: u64) -> bool {
-        let full = self.burst * 1_000_000;
-        // Full anyway after `full` microseconds; and the product cannot overflow.
-        let elapsed = now_us.saturating_sub(self.filled_us).min(full);
-        // `rate` tokens a second are `rate` millionths a microsecond.
-        self.millionths = (self.millionths + elapsed * self.rate).min(full);
-        self.filled_us = now_us;
-        if self.millionths < 1_000_000 {
-            return false;
-        }
-        self.millionths -= 1_000_000;
-        true
-    }
-}
-
 /// The log of datagrams: one line each, as long as its bucket allows
 /// (LOG_BURST at once, then LOG_RATE a second). The others are counted,
 /// and said in one line before the next line logged.
 struct DatagramLog {
-    lines: Bucket,
+    lines: TokenBucket,
     /// Not logged since the last line logged: echoed, dropped.
     echoed: u64,
     dropped: u64,
@@ -212,7 +173,7 @@ struct DatagramLog {
 impl DatagramLog {
     fn new() -> DatagramLog {
         DatagramLog {
-            lines: Bucket::new(LOG_BURST, LOG_RATE),
+            lines: TokenBucket::new(LOG_BURST, LOG_RATE),
             echoed: 0,
             dropped: 0,
         }
