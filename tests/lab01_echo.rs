@@ -9,14 +9,19 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
     PATIENCE, Server, Twin, binary_payload, c_twin, check_server_arguments,
-    check_twins_say_the_same, check_usage_error, echo, reset, run,
+    check_twins_say_the_same, check_usage_error, echo, read_calls, reset, run,
 };
+use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 
 /// Lab 01's two programs, in one implementation or the other.
 struct Echo {
@@ -52,6 +57,8 @@ crate::for_rust_and_c!(
     the_server_survives_a_reset_and_serves_the_next_client,
     the_server_survives_a_client_that_closes_without_reading,
     a_client_that_never_reads_is_dropped_after_the_write_timeout,
+    the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call,
+    a_write_cut_short_by_a_signal_goes_on_with_the_time_left,
     the_client_reports_a_server_that_closes,
     the_server_shares_the_common_interface,
     the_client_checks_its_arguments,
@@ -226,11 +233,108 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
     server.expect(&format!("connection from {hog_addr}"));
     let mut next = server.connect();
     next.write_all(b"my turn\n").unwrap();
-    server.expect_err(&format!("write {hog_addr}: client stopped reading"));
+    server.expect_err(&format!(
+        "write {hog_addr}: client did not read its echo within 1 s, dropping it"
+    ));
     let mut back = [0u8; 8];
     next.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"my turn\n");
     assert!(hogger.join().unwrap(), "the hog was never disconnected");
+}
+
+fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
+    // SO_SNDTIMEO bounds one write(2): a write that times out part done and
+    // is called again for the rest waits a whole timeout more. The old loop
+    // did that: it dropped this hog twice the timeout after the server
+    // stopped reading (in about one run of twenty, once the timeout: when
+    // the stalled echo's first write(2) could send nothing at all).
+    a_hog_is_dropped_at_the_deadline(twin, None);
+}
+
+fn a_write_cut_short_by_a_signal_goes_on_with_the_time_left(twin: Twin) {
+    // Ctrl-Z then fg, mid-write: with a send timeout set, a stop signal
+    // makes the blocked write(2) return at once, part done or EINTR
+    // (signal(7)). Called again with a fresh SO_SNDTIMEO, as the old loop
+    // did, it waits a whole timeout more; with the time left, it ends at the
+    // deadline.
+    a_hog_is_dropped_at_the_deadline(twin, Some(Duration::from_millis(1500)));
+}
+
+/// Starts a server with `--write-timeout 2` and a client that sends without
+/// ever reading, and checks that the server drops that client 2 s after its
+/// last read(2): not less than 1.6 s, nor 3 s or more. With `stop_after`,
+/// the server is stopped (SIGSTOP) and continued (SIGCONT) once it has read
+/// nothing for that long.
+fn a_hog_is_dropped_at_the_deadline(twin: Twin, stop_after: Option<Duration>) {
+    let timeout = Duration::from_secs(2);
+    let lab = Echo::of(twin);
+    let mut server = Server::start(
+        &lab.server,
+        &["0", "--bind", "127.0.0.1", "--write-timeout", "2"],
+    );
+    let mut hog = server.connect();
+    let hog_addr = hog.local_addr().unwrap();
+    // Sends without reading until the server drops it (bounded: 256 MB).
+    let hogger = thread::spawn(move || {
+        let chunk = vec![b'h'; 16 * 1024];
+        for _ in 0..16 * 1024 {
+            if hog.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    server.expect(&format!("connection from {hog_addr}"));
+
+    // When the server last read: right after that read(2) it began the echo
+    // it could not deliver, and its deadline runs from there. The kernel
+    // counts a process's read calls (/proc/PID/io); nothing signals that a
+    // count stopped growing, so it is sampled every 5 ms until the drop.
+    // (The hog's last completed write is no such mark: the server goes on
+    // reading, its echoes trickling out through zero-window probes, for
+    // from 0 to several seconds before its window reopens for the hog.)
+    let pid = server.pid();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let watching = Arc::clone(&dropped);
+    let watcher = thread::spawn(move || {
+        let mut last = (read_calls(pid), Instant::now());
+        let mut stop_after = stop_after;
+        let give_up = Instant::now() + PATIENCE;
+        while !watching.load(Ordering::Relaxed) && Instant::now() < give_up {
+            thread::sleep(Duration::from_millis(5));
+            let calls = read_calls(pid);
+            if calls != last.0 {
+                last = (calls, Instant::now());
+            } else if stop_after.is_some_and(|after| last.1.elapsed() >= after) {
+                stop_after = None;
+                let server = Pid::from_raw(pid);
+                kill(server, Signal::SIGSTOP).unwrap();
+                // Returns once the server has stopped (it is our child).
+                let status = waitpid(server, Some(WaitPidFlag::WUNTRACED)).unwrap();
+                assert!(matches!(status, WaitStatus::Stopped(..)), "{status:?}");
+                kill(server, Signal::SIGCONT).unwrap();
+            }
+        }
+        last.1
+    });
+    let line = server.expect_err(&format!("write {hog_addr}: "));
+    let drop_seen = Instant::now();
+    dropped.store(true, Ordering::Relaxed);
+    let last_read = watcher.join().unwrap();
+    assert!(hogger.join().unwrap(), "the hog was never disconnected");
+    let stalled = drop_seen.saturating_duration_since(last_read);
+    let stopped = match stop_after {
+        Some(after) => format!(" (stopped and continued {after:?} after it)"),
+        None => String::new(),
+    };
+    assert!(
+        stalled >= timeout.mul_f64(0.8) && stalled < timeout.mul_f64(1.5),
+        "dropped {stalled:?} after the server's last read{stopped}, with --write-timeout 2"
+    );
+    assert!(
+        line.ends_with(": client did not read its echo within 2 s, dropping it"),
+        "{line}"
+    );
 }
 
 fn the_client_reports_a_server_that_closes(twin: Twin) {
@@ -260,6 +364,12 @@ fn the_server_shares_the_common_interface(twin: Twin) {
         &lab.server,
         &["--write-timeout", "soon"],
         "invalid SECS 'soon'",
+    );
+    // 0 would be no send timeout at all (socket(7)): refused, not ignored.
+    check_usage_error(
+        &lab.server,
+        &["--write-timeout", "0"],
+        "invalid SECS '0': from 1 to 86400 seconds\n",
     );
 }
 
@@ -327,6 +437,11 @@ fn rust_and_c_say_the_same_words() {
         &["--write-timeout", "+"],
         &["--write-timeout", "-5"],
         &["--write-timeout=4294967296"],
+        &["--write-timeout", "0"],
+        &["--write-timeout", "+0"],
+        &["--write-timeout=86401"],
+        &["--write-timeout", "0", "--bind", "nowhere"],
+        &["--write-timeout", "0", "abc"],
         &["--write-timeout"],
         // bind(2) to an address this machine does not have: no packet is sent.
         &["0", "--bind", "192.0.2.1"],

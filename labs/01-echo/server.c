@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SYNOPSIS "usage: server [PORT] [--bind ADDR] [--write-timeout SECS]"
@@ -34,14 +35,15 @@ static const char usage[] =
     "\n"
     "  PORT                  port to listen on (default 4242; 0 = any free port)\n"
     "  --bind ADDR           address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
-    "  --write-timeout SECS  give up on a client that stops reading its echo (default 10)\n"
+    "  --write-timeout SECS  drop a client that has not read its echo within SECS\n"
+    "                        (default 10, from 1 to 86400)\n"
     "  --help                print this help\n";
 
 #define DEFAULT_PORT 4242
 #define ADDR_TEXT 80 /* room for "[" IPv6 "%" scope "]:" port */
 
 static _Noreturn void die(const char *call, const char *what);
-static int writen(int fd, const char *buf, size_t len);
+static int writen_before(int fd, const char *buf, size_t len, const struct timespec *deadline);
 static const char *addr_text(const struct sockaddr_storage *ss, char *out);
 static void read_args(int argc, char **argv);
 static const char *take_value(const char *name, const char *what);
@@ -71,6 +73,11 @@ int main(int argc, char **argv)
     const char *why;
     if (timeout_text && parse_number(timeout_text, 4294967295UL, &write_timeout, &why) < 0)
         usage_error("invalid SECS '%s': %s", timeout_text, why);
+    /* An SO_SNDTIMEO of 0 means "no timeout" (socket(7)): a client that never
+     * reads would hold the server for ever. 0 is refused; a day is the most,
+     * as lab 07's --ping-timeout. */
+    if (write_timeout < 1 || write_timeout > 86400)
+        usage_error("invalid SECS '%lu': from 1 to 86400 seconds", write_timeout);
     set_port(&addr, take_port());
     finish_args();
 
@@ -130,7 +137,9 @@ int main(int argc, char **argv)
 
         /* A client that sends but never reads fills both socket buffers, and
          * then write(2) blocks for ever: everyone else waits. SO_SNDTIMEO
-         * makes such a write fail with EAGAIN instead (socket(7)). */
+         * makes such a write return, with EAGAIN or a short count (socket(7)).
+         * It bounds one call, not the echo: writen_before keeps the deadline
+         * across the calls of one echo. */
         struct timeval timeout = { .tv_sec = (time_t)write_timeout, .tv_usec = 0 };
         if (setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) < 0)
             die("setsockopt", peer_str);
@@ -146,9 +155,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "read %s: %s\n", peer_str, strerror(errno));
                 break;
             }
-            if (writen(conn, buf, (size_t)n) < 0) {
+            /* The client has write_timeout seconds to read this echo, from
+             * now: however many write(2) calls it takes (see writen_before). */
+            struct timespec deadline;
+            clock_gettime(CLOCK_MONOTONIC, &deadline);
+            deadline.tv_sec += (time_t)write_timeout;
+            if (writen_before(conn, buf, (size_t)n, &deadline) < 0) {
                 if (errno == EAGAIN)
-                    fprintf(stderr, "write %s: client stopped reading for %lu s, dropping it\n",
+                    fprintf(stderr,
+                            "write %s: client did not read its echo within %lu s, dropping it\n",
                             peer_str, write_timeout);
                 else /* EPIPE or ECONNRESET: the client is gone (SIGPIPE is ignored). */
                     fprintf(stderr, "write %s: %s\n", peer_str, strerror(errno));
@@ -171,26 +186,59 @@ static _Noreturn void die(const char *call, const char *what)
     exit(1);
 }
 
-/* Writes all of buf (Stevens' writen). write(2) may write less than asked
- * (a partial write: the send buffer had less room) or be interrupted by a
- * signal before writing anything (EINTR): both mean "again with the rest".
+/* Writes all of buf (Stevens' writen) before the CLOCK_MONOTONIC time
+ * *deadline, or fails with EAGAIN once it has passed.
+ *
+ * Why not writen itself and SO_SNDTIMEO alone: the send timeout bounds each
+ * write(2) call, not the whole write-all (socket(7)). A blocked write that
+ * times out after sending part of buf returns that count; called again for
+ * the rest, write(2) waits a whole timeout more: a client that stopped
+ * reading would be dropped after twice the timeout, and one that reads a
+ * little now and then, never.
+ *
+ * So fd must be a blocking socket whose SO_SNDTIMEO is already set, to at
+ * most the time until the deadline (set once per connection: a write that
+ * completes costs no other call). A blocking write(2) stops early only when
+ * that timeout fired or a signal came: it returns a short count, EAGAIN
+ * (nothing sent) or EINTR. Each time, SO_SNDTIMEO is set again to the time
+ * left, and the rest is written; when no time is left, EAGAIN, as write(2)
+ * says it. The last SO_SNDTIMEO set stays on the socket: a later call may
+ * then stop early once, and is resumed the same way. Not for a non-blocking
+ * socket, whose EAGAIN would be retried in a busy loop.
+ *
  * Returns -1 with errno set on any other error: EPIPE or ECONNRESET when the
- * peer is gone, EAGAIN when the SO_SNDTIMEO timeout expired. */
-static int writen(int fd, const char *buf, size_t len)
+ * peer is gone, or setsockopt(2)'s. */
+static int writen_before(int fd, const char *buf, size_t len, const struct timespec *deadline)
 {
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
+        if (n == (ssize_t)len)
+            return 0;
         if (n == 0) { /* write(2) never does this for a non-empty buffer */
             errno = EIO;
             return -1;
         }
-        buf += n;
-        len -= (size_t)n;
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+        } else if (errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left_ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
+                            (deadline->tv_nsec - now.tv_nsec);
+        if (left_ns <= 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        /* Rounded up to the microsecond: an SO_SNDTIMEO of zero would mean
+         * "no timeout" and block for ever (socket(7)). */
+        long long left_us = (left_ns + 999) / 1000;
+        struct timeval left = { .tv_sec = (time_t)(left_us / 1000000),
+                                .tv_usec = (suseconds_t)(left_us % 1000000) };
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &left, sizeof left) < 0)
+            return -1;
     }
     return 0;
 }

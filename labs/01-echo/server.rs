@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -14,7 +15,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 use nix::unistd::{close, read};
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn, write_all};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn, write_all_before};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--write-timeout SECS]
@@ -24,7 +25,8 @@ wait in the listen backlog until it leaves.
 
   PORT                  port to listen on (default 4242; 0 = any free port)
   --bind ADDR           address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
-  --write-timeout SECS  give up on a client that stops reading its echo (default 10)
+  --write-timeout SECS  drop a client that has not read its echo within SECS
+                        (default 10, from 1 to 86400)
   --help                print this help
 ";
 
@@ -34,6 +36,14 @@ fn main() {
         .value("--bind", "ADDR")
         .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
     let write_timeout: u32 = cli.value("--write-timeout", "SECS").unwrap_or(10);
+    // An SO_SNDTIMEO of 0 means "no timeout" (socket(7)): a client that
+    // never reads would hold the server for ever. 0 is refused; a day is
+    // the most, as lab 07's --ping-timeout.
+    if !(1..=86_400).contains(&write_timeout) {
+        cli.usage_error(format_args!(
+            "invalid SECS '{write_timeout}': from 1 to 86400 seconds"
+        ));
+    }
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     cli.finish();
     let addr = SocketAddr::new(ip, port);
@@ -79,7 +89,9 @@ fn main() {
 
         // A client that sends but never reads fills both socket buffers, and
         // then write(2) blocks for ever: everyone else waits. SO_SNDTIMEO
-        // makes such a write fail with EAGAIN instead (socket(7)).
+        // makes such a write return, with EAGAIN or a short count (socket(7)).
+        // It bounds one call, not the echo: write_all_before keeps the
+        // deadline across the calls of one echo.
         let timeout = TimeVal::seconds(write_timeout.into());
         setsockopt(&conn, sockopt::SendTimeout, &timeout).or_die("setsockopt", peer);
 
@@ -94,11 +106,14 @@ fn main() {
                     break;
                 }
             };
-            match write_all(&conn, &buf[..n]) {
+            // The client has write_timeout seconds to read this echo, from
+            // now: however many write(2) calls it takes (src/io.rs says why).
+            let deadline = Instant::now() + Duration::from_secs(write_timeout.into());
+            match write_all_before(&conn, &buf[..n], deadline) {
                 Ok(()) => {}
                 Err(Errno::EAGAIN) => {
                     warn!(
-                        "write {peer}: client stopped reading for {write_timeout} s, dropping it"
+                        "write {peer}: client did not read its echo within {write_timeout} s, dropping it"
                     );
                     break;
                 }

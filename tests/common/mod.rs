@@ -390,6 +390,17 @@ pub fn zombies(parent: i32) -> usize {
         .count()
 }
 
+/// How many read(2) calls (and the like) process `pid` has made so far
+/// (syscr in /proc/PID/io): when it stops growing, the process stopped
+/// reading.
+pub fn read_calls(pid: i32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("syscr in /proc/PID/io")
+}
+
 /// The descriptors process `pid` has open (the entries of /proc/PID/fd).
 pub fn open_descriptors(pid: i32) -> Vec<i32> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
