@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PATIENCE, Server, Twin, binary_payload, c_twin, check_server_arguments,
-    check_twins_say_the_same, check_usage_error, echo, read_calls, reset, run,
+    check_twins_agree_on_arguments, check_usage_error, echo, read_calls, reset, run,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
@@ -412,7 +412,7 @@ fn connection_refused_is_reported_and_exits_1(twin: Twin) {
 }
 
 #[test]
-fn rust_and_c_say_the_same_words() {
+fn rust_and_c_agree_on_arguments() {
     let (rust, c) = (Echo::of(Twin::Rust), Echo::of(Twin::C));
     let server_cases: &[&[&str]] = &[
         &["--help"],
@@ -447,7 +447,7 @@ fn rust_and_c_say_the_same_words() {
         &["0", "--bind", "192.0.2.1"],
         &["0", "--bind", "2001:db8::1"],
     ];
-    check_twins_say_the_same(&rust.server, &c.server, server_cases);
+    check_twins_agree_on_arguments(&rust.server, &c.server, server_cases);
     let client_cases: &[&[&str]] = &[
         &["--help"],
         &["--bogus", "-h"],
@@ -462,5 +462,5 @@ fn rust_and_c_say_the_same_words() {
         &["127.0.0.1", "0"],
         &["::1", "+0"],
     ];
-    check_twins_say_the_same(&rust.client, &c.client, client_cases);
+    check_twins_agree_on_arguments(&rust.client, &c.client, client_cases);
 }

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_say_the_same,
+    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_agree_on_arguments,
     children_states, echo, reset, zombies,
 };
 use nix::sys::signal::{Signal, kill};
@@ -168,7 +168,7 @@ fn the_server_shares_the_common_interface(twin: Twin) {
 }
 
 #[test]
-fn rust_and_c_say_the_same_words() {
+fn rust_and_c_agree_on_arguments() {
     let cases: &[&[&str]] = &[
         &["--help"],
         &["--no-reap", "-h"],
@@ -184,5 +184,5 @@ fn rust_and_c_say_the_same_words() {
         // bind(2) to an address this machine does not have: no packet is sent.
         &["0", "--bind", "192.0.2.1", "--no-reap"],
     ];
-    check_twins_say_the_same(&server_program(Twin::Rust), &server_program(Twin::C), cases);
+    check_twins_agree_on_arguments(&server_program(Twin::Rust), &server_program(Twin::C), cases);
 }

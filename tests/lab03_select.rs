@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin, check_server_arguments,
-    check_twins_say_the_same, cpu_ticks, echo, open_descriptors, reset, resident_kib, run,
+    check_twins_agree_on_arguments, cpu_ticks, echo, open_descriptors, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::socket::{
@@ -376,7 +376,7 @@ fn the_server_shares_the_common_interface(twin: Twin) {
 }
 
 #[test]
-fn rust_and_c_say_the_same_words() {
+fn rust_and_c_agree_on_arguments() {
     let cases: &[&[&str]] = &[
         &["--help"],
         &["4242", "-h"],
@@ -396,5 +396,5 @@ fn rust_and_c_say_the_same_words() {
         &["0", "--bind", "2001:db8::1"],
     ];
     let (rust, c) = (Select::of(Twin::Rust), Select::of(Twin::C));
-    check_twins_say_the_same(&rust.server, &c.server, cases);
+    check_twins_agree_on_arguments(&rust.server, &c.server, cases);
 }

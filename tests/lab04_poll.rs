@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{
     Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin,
     check_no_room_for_a_client, check_out_of_descriptors, check_server_arguments,
-    check_twins_say_the_same, check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
+    check_twins_agree_on_arguments, check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -250,7 +250,7 @@ fn the_server_shares_the_common_interface(twin: Twin) {
 }
 
 #[test]
-fn rust_and_c_say_the_same_words() {
+fn rust_and_c_agree_on_arguments() {
     let (rust, c) = (Poll::of(Twin::Rust), Poll::of(Twin::C));
     let server_cases: &[&[&str]] = &[
         &["--help"],
@@ -271,7 +271,7 @@ fn rust_and_c_say_the_same_words() {
         &["0", "--bind", "192.0.2.1"],
         &["0", "--bind", "2001:db8::1"],
     ];
-    check_twins_say_the_same(&rust.server, &c.server, server_cases);
+    check_twins_agree_on_arguments(&rust.server, &c.server, server_cases);
     let client_cases: &[&[&str]] = &[
         &["--help"],
         &["--bogus", "-h"],
@@ -286,5 +286,5 @@ fn rust_and_c_say_the_same_words() {
         &["127.0.0.1", "0"],
         &["::1", "+0"],
     ];
-    check_twins_say_the_same(&rust.client, &c.client, client_cases);
+    check_twins_agree_on_arguments(&rust.client, &c.client, client_cases);
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client, check_out_of_descriptors,
-    check_server_arguments, check_twins_say_the_same, check_usage_error, children_states, echo,
-    reset, resident_kib, run, zombies,
+    check_server_arguments, check_twins_agree_on_arguments, check_usage_error, children_states,
+    echo, reset, resident_kib, run, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -274,7 +274,7 @@ fn the_server_shares_the_common_interface(twin: Twin) {
 }
 
 #[test]
-fn rust_and_c_say_the_same_words() {
+fn rust_and_c_agree_on_arguments() {
     let cases: &[&[&str]] = &[
         &["--help"],
         &["--workers", "2", "-h"],
@@ -305,5 +305,5 @@ fn rust_and_c_say_the_same_words() {
         &["0", "--bind", "192.0.2.1"],
         &["0", "--bind", "192.0.2.1", "--workers", "3"],
     ];
-    check_twins_say_the_same(&server_program(Twin::Rust), &server_program(Twin::C), cases);
+    check_twins_agree_on_arguments(&server_program(Twin::Rust), &server_program(Twin::C), cases);
 }

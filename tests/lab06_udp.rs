@@ -610,33 +610,19 @@ fn the_client_checks_its_arguments() {
 }
 
 #[test]
-fn the_c_twins_print_the_same_help_and_usage_errors() {
+fn the_c_twins_agree_on_arguments() {
     let (rust, c) = (rust(), c());
-    let same = |rust_bin: &str, c_bin: &str, args: &[&str]| {
-        let (r, c) = (
-            common::run(rust_bin, args, b""),
-            common::run(c_bin, args, b""),
-        );
-        assert_eq!(
-            (r.code(), r.stdout_text()),
-            (c.code(), c.stdout_text()),
-            "{args:?}"
-        );
-        assert_eq!(r.stderr, c.stderr, "{args:?}");
-    };
-    for args in [&["--help"][..], &["--drop", "101"], &["--bind", "::x"]] {
-        same(&rust.server, &c.server, args);
-    }
-    for args in [
-        &["--help"][..],
+    let server_cases: &[&[&str]] = &[&["--help"], &["--drop", "101"], &["--bind", "::x"]];
+    common::check_twins_agree_on_arguments(&rust.server, &c.server, server_cases);
+    let client_cases: &[&[&str]] = &[
+        &["--help"],
         &["--count", "x"],
         &["--size=9"],
         &["h", "1", "2"],
         &["--timeout", "0"],
         &["--timeout=60001", "--count", "x"],
-    ] {
-        same(&rust.client, &c.client, args);
-    }
+    ];
+    common::check_twins_agree_on_arguments(&rust.client, &c.client, client_cases);
 }
 
 #[test]

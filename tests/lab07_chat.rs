@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     Irc, Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client,
-    check_server_arguments, check_twins_say_the_same, check_usage_error, cpu_ticks, reset,
+    check_server_arguments, check_twins_agree_on_arguments, check_usage_error, cpu_ticks, reset,
     resident_kib,
 };
 use socket_labs::irc::Message;
@@ -879,8 +879,8 @@ fn a_reset_before_registration_frees_the_nick_it_held(twin: Twin) {
 /// `--help` and every mistake on the command line: the same bytes on
 /// stdout and stderr, and the same exit status, from both servers.
 #[test]
-fn both_servers_say_the_same_about_their_arguments() {
-    check_twins_say_the_same(
+fn both_servers_agree_on_their_arguments() {
+    check_twins_agree_on_arguments(
         &server_bin(Twin::Rust),
         &server_bin(Twin::C),
         &[

@@ -9,7 +9,9 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
-use common::{Interactive, Server, Twin, c_twin, check_twins_say_the_same, check_usage_error, run};
+use common::{
+    Interactive, Server, Twin, c_twin, check_twins_agree_on_arguments, check_usage_error, run,
+};
 
 /// Lab 07's two programs, in one implementation or the other.
 struct Chat {
@@ -183,11 +185,11 @@ fn the_client_checks_its_arguments(twin: Twin) {
 /// stdout and stderr, and the same exit status, from both clients; and
 /// the same failure to connect where nothing listens.
 #[test]
-fn both_clients_say_the_same_about_their_arguments() {
+fn both_clients_agree_on_their_arguments() {
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("address").port().to_string();
     drop(closed); // nothing listens there now
-    check_twins_say_the_same(
+    check_twins_agree_on_arguments(
         &Chat::of(Twin::Rust).client,
         &Chat::of(Twin::C).client,
         &[

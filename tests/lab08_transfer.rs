@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, Irc, PATIENCE, Server, TempDir, Twin, c_twin, check_twins_say_the_same,
+    Interactive, Irc, PATIENCE, Server, TempDir, Twin, c_twin, check_twins_agree_on_arguments,
     check_usage_error, peak_resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -510,11 +510,11 @@ fn the_client_checks_its_arguments(twin: Twin) {
 /// stdout and stderr, and the same exit status, from both clients; and
 /// the same failure to connect where nothing listens.
 #[test]
-fn both_clients_say_the_same_about_their_arguments() {
+fn both_clients_agree_on_their_arguments() {
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("address").port().to_string();
     drop(closed); // nothing listens there now
-    check_twins_say_the_same(
+    check_twins_agree_on_arguments(
         &client_program(Twin::Rust),
         &client_program(Twin::C),
         &[
