@@ -34,8 +34,11 @@ rust:
 
 c: $(C_BINS) $(C_CLIENTS) ## build the C twins (server-c, client-c), warnings as errors
 
-labs/%-c: labs/%.c
-	$(CC) $(CFLAGS) -o $@ $<
+# Every C program is built with labs/common/labs.c, the helpers that are not
+# the lesson (as UNP's programs are with its library and unp.h).
+COMMON := labs/common/labs.c
+labs/%-c: labs/%.c $(COMMON) labs/common/labs.h
+	$(CC) $(CFLAGS) -Ilabs/common -o $@ $< $(COMMON)
 
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@
