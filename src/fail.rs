@@ -108,6 +108,23 @@ impl Reason for std::io::Error {
     }
 }
 
+/// What strsignal(3) says of a signal (`Killed` for SIGKILL), as the C
+/// twins print it: `child 1234 killed by signal 9 (Killed)`.
+pub fn signal_text(signal: nix::sys::signal::Signal) -> String {
+    // SAFETY: strsignal(3) takes any number and returns a NUL-terminated
+    // string of the C library's, valid until the next call on this thread;
+    // it is copied at once. POSIX allows NULL for an unknown signal.
+    unsafe {
+        let text = libc::strsignal(signal as libc::c_int);
+        if text.is_null() {
+            return format!("signal {}", signal as i32);
+        }
+        std::ffi::CStr::from_ptr(text)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// Prints `call ADDR: reason` on stderr and exits 1.
 pub fn die(call: &str, addr: impl Display, err: &dyn Reason) -> ! {
     warn!("{call} {addr}: {}", err.text());
@@ -143,5 +160,12 @@ mod tests {
             "failed to lookup address information: Name or service not known",
         );
         assert_eq!(reason(&lookup), "Name or service not known");
+    }
+
+    #[test]
+    fn signals_read_like_strsignal() {
+        use nix::sys::signal::Signal;
+        assert_eq!(signal_text(Signal::SIGKILL), "Killed");
+        assert_eq!(signal_text(Signal::SIGTERM), "Terminated");
     }
 }

@@ -110,7 +110,7 @@ fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
     let victim_pid = child_of(&mut server, &victim);
 
     kill(Pid::from_raw(victim_pid), Signal::SIGKILL).expect("kill the child");
-    server.expect(&format!("child {victim_pid} killed by SIGKILL"));
+    server.expect(&format!("child {victim_pid} killed by signal 9 (Killed)"));
 
     // The victim's connection ends (the kernel closes a dead process's sockets).
     let mut victim = victim;

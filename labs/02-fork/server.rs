@@ -19,7 +19,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, close, fork, getpid, read};
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn, write_all};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, signal_text, warn, write_all};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--no-reap]
@@ -188,7 +188,11 @@ fn reap_children() -> usize {
                 reaped += 1;
             }
             Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                log!("child {pid} killed by {signal}");
+                log!(
+                    "child {pid} killed by signal {} ({})",
+                    signal as i32,
+                    signal_text(signal)
+                );
                 reaped += 1;
             }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
