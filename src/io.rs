@@ -15,7 +15,7 @@ use nix::unistd::write;
 /// anything (EINTR); both are normal and mean "call again with the rest".
 /// Any other error is returned: EPIPE or ECONNRESET when the peer is gone,
 /// EAGAIN when a send timeout or non-blocking socket stops us.
-pub fn write_all<Fd: AsFd>(fd: Fd, mut buf: &[u8]) -> nix::Result<()> {
+pub fn writen<Fd: AsFd>(fd: Fd, mut buf: &[u8]) -> nix::Result<()> {
     while !buf.is_empty() {
         match write(&fd, buf) {
             Ok(0) => return Err(Errno::EIO), // write(2) never does this for a non-empty buffer
@@ -30,7 +30,7 @@ pub fn write_all<Fd: AsFd>(fd: Fd, mut buf: &[u8]) -> nix::Result<()> {
 /// Writes all of `buf` to a blocking socket with a send timeout, or gives
 /// up with EAGAIN once `deadline` has passed.
 ///
-/// Why not [`write_all`] and SO_SNDTIMEO alone: the send timeout bounds each
+/// Why not [`writen`] and SO_SNDTIMEO alone: the send timeout bounds each
 /// write(2) call, not the whole write-all (socket(7)). A blocked write that
 /// times out after sending part of the buffer returns that count; the loop
 /// calls again for the rest, and that call waits a whole timeout more: a
@@ -47,8 +47,8 @@ pub fn write_all<Fd: AsFd>(fd: Fd, mut buf: &[u8]) -> nix::Result<()> {
 /// may then stop early once, and is resumed the same way. Not for a
 /// non-blocking socket, whose EAGAIN would be retried in a busy loop.
 ///
-/// Errors as [`write_all`]'s, and any of setsockopt(2).
-pub fn write_all_before<Fd: AsFd>(fd: Fd, mut buf: &[u8], deadline: Instant) -> nix::Result<()> {
+/// Errors as [`writen`]'s, and any of setsockopt(2).
+pub fn writen_before<Fd: AsFd>(fd: Fd, mut buf: &[u8], deadline: Instant) -> nix::Result<()> {
     while !buf.is_empty() {
         match write(&fd, buf) {
             Ok(0) => return Err(Errno::EIO), // write(2) never does this for a non-empty buffer

@@ -20,5 +20,5 @@ pub mod spare;
 
 pub use cli::{Cli, DEFAULT_HOST, DEFAULT_PORT};
 pub use fail::{OrDie, die, reason, signal_text};
-pub use io::{write_all, write_all_before};
+pub use io::{writen, writen_before};
 pub use lines::{Line, LineReader};

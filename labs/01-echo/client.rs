@@ -11,7 +11,7 @@ use nix::sys::socket::{
     AddressFamily, Shutdown, SockFlag, SockType, SockaddrStorage, connect, shutdown, socket,
 };
 use nix::unistd::{isatty, read};
-use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, warn, write_all};
+use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, warn, writen};
 
 const USAGE: &str = "\
 usage: client [HOST] [PORT]
@@ -98,7 +98,7 @@ fn main() {
     loop {
         match read(&sock, &mut buf) {
             Ok(0) => break,
-            Ok(got) => write_all(std::io::stdout(), &buf[..got]).or_die("write", "stdout"),
+            Ok(got) => writen(std::io::stdout(), &buf[..got]).or_die("write", "stdout"),
             Err(Errno::EINTR) => continue,
             Err(err) => die("read", server, &err),
         }
@@ -108,7 +108,7 @@ fn main() {
 /// Writes one line to the server and copies its echo to stdout. The echo may
 /// come back in several pieces: read until as many bytes came back as went.
 fn send_line(sock: &OwnedFd, server: SocketAddr, line: &[u8], buf: &mut [u8]) {
-    write_all(sock, line).or_die("write", server);
+    writen(sock, line).or_die("write", server);
     let mut missing = line.len();
     while missing > 0 {
         let want = missing.min(buf.len());
@@ -121,7 +121,7 @@ fn send_line(sock: &OwnedFd, server: SocketAddr, line: &[u8], buf: &mut [u8]) {
             Err(Errno::EINTR) => continue,
             Err(err) => die("read", server, &err),
         };
-        write_all(std::io::stdout(), &buf[..got]).or_die("write", "stdout");
+        writen(std::io::stdout(), &buf[..got]).or_die("write", "stdout");
         missing -= got;
     }
 }

@@ -15,7 +15,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 use nix::unistd::{close, read};
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn, write_all_before};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn, writen_before};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--write-timeout SECS]
@@ -90,7 +90,7 @@ fn main() {
         // A client that sends but never reads fills both socket buffers, and
         // then write(2) blocks for ever: everyone else waits. SO_SNDTIMEO
         // makes such a write return, with EAGAIN or a short count (socket(7)).
-        // It bounds one call, not the echo: write_all_before keeps the
+        // It bounds one call, not the echo: writen_before keeps the
         // deadline across the calls of one echo.
         let timeout = TimeVal::seconds(write_timeout.into());
         setsockopt(&conn, sockopt::SendTimeout, &timeout).or_die("setsockopt", peer);
@@ -109,7 +109,7 @@ fn main() {
             // The client has write_timeout seconds to read this echo, from
             // now: however many write(2) calls it takes (src/io.rs says why).
             let deadline = Instant::now() + Duration::from_secs(write_timeout.into());
-            match write_all_before(&conn, &buf[..n], deadline) {
+            match writen_before(&conn, &buf[..n], deadline) {
                 Ok(()) => {}
                 Err(Errno::EAGAIN) => {
                     warn!(

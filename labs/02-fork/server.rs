@@ -19,7 +19,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, close, fork, getpid, read};
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, signal_text, warn, write_all};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, signal_text, warn, writen};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--no-reap]
@@ -168,7 +168,7 @@ fn serve(conn: OwnedFd, peer: &SockaddrStorage) {
         };
         // A client that never reads blocks only this child's write(2):
         // every other client has its own process.
-        if let Err(err) = write_all(&conn, &buf[..n]) {
+        if let Err(err) = writen(&conn, &buf[..n]) {
             warn!("[pid {pid}] write {peer}: {}", reason(&err));
             break;
         }

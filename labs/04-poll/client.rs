@@ -15,7 +15,7 @@ use nix::sys::socket::{
     AddressFamily, Shutdown, SockFlag, SockType, SockaddrStorage, connect, shutdown, socket,
 };
 use nix::unistd::{isatty, read, write};
-use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, OrDie, die, warn, write_all};
+use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, OrDie, die, warn, writen};
 
 const USAGE: &str = "\
 usage: client [HOST] [PORT]
@@ -136,7 +136,7 @@ fn main() {
                     warn!("server {server} closed the connection");
                     std::process::exit(1);
                 }
-                Ok(n) => write_all(std::io::stdout(), &buf[..n]).or_die("write", "stdout"),
+                Ok(n) => writen(std::io::stdout(), &buf[..n]).or_die("write", "stdout"),
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(err) => die("read", server, &err),
             }

@@ -23,7 +23,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::{isatty, read};
 use socket_labs::{
-    Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, log, reason, warn, write_all,
+    Cli, DEFAULT_HOST, DEFAULT_PORT, LineReader, OrDie, die, log, reason, warn, writen,
 };
 
 const USAGE: &str = "\
@@ -216,7 +216,7 @@ fn send_line(udp: &mut Udp, seq: &mut u32, line: &[u8]) {
     let mut datagram = seq.to_be_bytes().to_vec();
     datagram.extend_from_slice(line);
     if udp.exchange(*seq, &datagram).is_some() {
-        write_all(std::io::stdout(), line).or_die("write", "stdout");
+        writen(std::io::stdout(), line).or_die("write", "stdout");
     }
 }
 
