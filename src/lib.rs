@@ -14,6 +14,7 @@ pub mod dcc;
 pub mod fail;
 pub mod io;
 pub mod irc;
+pub mod limits;
 pub mod lines;
 pub mod rate;
 pub mod spare;

@@ -10,12 +10,12 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
 use nix::unistd::{close, read, write};
+use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn};
 
@@ -53,16 +53,9 @@ fn main() {
     cli.finish();
     let addr = SocketAddr::new(ip, port);
 
-    // Every client costs a descriptor. The soft limit (often 1024) is ours
-    // to raise up to the hard limit set by the administrator (getrlimit(2)).
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_die("getrlimit", "RLIMIT_NOFILE");
-    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => hard,
-        Err(err) => {
-            warn!("setrlimit RLIMIT_NOFILE: {}", reason(&err));
-            soft
-        }
-    };
+    // Every client costs a descriptor: the soft limit (often 1024) goes up
+    // to the hard one (src/limits.rs).
+    let limit = raise_descriptor_limit();
 
     let domain = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,

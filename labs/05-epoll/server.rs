@@ -15,7 +15,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::prctl;
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
@@ -26,6 +25,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{
     ForkResult, Pid, SysconfVar, close, fork, getpid, getppid, read, sysconf, write,
 };
+use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
@@ -81,15 +81,9 @@ fn main() {
     }
     cli.finish();
 
-    // Every client costs a descriptor: raise the soft limit to the hard one.
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_die("getrlimit", "RLIMIT_NOFILE");
-    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => hard,
-        Err(err) => {
-            warn!("setrlimit RLIMIT_NOFILE: {}", reason(&err));
-            soft
-        }
-    };
+    // Every client costs a descriptor: the soft limit (often 1024) goes up
+    // to the hard one (src/limits.rs).
+    let limit = raise_descriptor_limit();
 
     let mut addr = SocketAddr::new(ip, port);
     if workers > 1 {

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
 use nix::unistd::{close, read, write};
 use socket_labs::irc::{self, MAX_LINE};
+use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
 
@@ -253,16 +253,9 @@ fn main() {
     cli.finish();
     let addr = SocketAddr::new(ip, port);
 
-    // Every user costs a descriptor: raise the soft limit to the hard one
-    // (getrlimit(2)), as lab 04 does.
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_die("getrlimit", "RLIMIT_NOFILE");
-    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => hard,
-        Err(err) => {
-            warn!("setrlimit RLIMIT_NOFILE: {}", reason(&err));
-            soft
-        }
-    };
+    // Every client costs a descriptor: the soft limit (often 1024) goes up
+    // to the hard one (src/limits.rs).
+    let limit = raise_descriptor_limit();
 
     let domain = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
