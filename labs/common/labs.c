@@ -1,6 +1,6 @@
 /*
  * labs.c: the helpers of labs.h, shared by every lab's C programs as UNP's
- * library is (lib/error.c, lib/writen.c, lib/sock_ntop.c).
+ * library is (lib/error.c, lib/writen.c, lib/readline.c, lib/sock_ntop.c).
  */
 #include "labs.h"
 
@@ -28,6 +28,98 @@ int writen(int fd, const void *buf, size_t n)
         n -= (size_t)done;
     }
     return 0;
+}
+
+/*
+ * Why not writen and SO_SNDTIMEO alone: the send timeout bounds each write(2)
+ * call, not the whole loop (socket(7)). A blocked write that times out after
+ * sending part of buf returns that count; called again for the rest, write(2)
+ * waits a whole timeout more: a peer that stopped reading would be given up
+ * after twice the timeout, and one that reads a little now and then, never.
+ *
+ * So fd must be a blocking socket whose SO_SNDTIMEO is already set, to at
+ * most the time until the deadline (set once per connection: a write that
+ * completes costs no other call). A blocking write(2) stops early only when
+ * that timeout fired or a signal came: it returns a short count, EAGAIN
+ * (nothing sent) or EINTR. Each time, SO_SNDTIMEO is set again to the time
+ * left, and the rest is written; when no time is left, EAGAIN, as write(2)
+ * says it. The last SO_SNDTIMEO set stays on the socket: a later call may
+ * then stop early once, and is resumed the same way. Not for a non-blocking
+ * socket, whose EAGAIN would be retried in a busy loop.
+ */
+int writen_before(int fd, const void *buf, size_t n, const struct timespec *deadline)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t done = write(fd, p, n);
+        if (done == (ssize_t)n)
+            return 0;
+        if (done == 0) { /* write(2) never does this for a non-empty buffer */
+            errno = EIO;
+            return -1;
+        }
+        if (done > 0) {
+            p += done;
+            n -= (size_t)done;
+        } else if (errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left_ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
+                            (deadline->tv_nsec - now.tv_nsec);
+        if (left_ns <= 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        /* Rounded up to the microsecond: an SO_SNDTIMEO of zero would mean
+         * "no timeout" and block for ever (socket(7)). */
+        long long left_us = (left_ns + 999) / 1000;
+        struct timeval left = { .tv_sec = (time_t)(left_us / 1000000),
+                                .tv_usec = (suseconds_t)(left_us % 1000000) };
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &left, sizeof left) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* What read(2) gave and readline has not handed out yet. */
+static char rl_buf[65536];
+static size_t rl_pos, rl_len;
+static int rl_eof;
+
+ssize_t readline(int fd, void *buf, size_t maxlen)
+{
+    char *out = buf;
+    size_t n = 0;
+    while (n < maxlen) {
+        if (rl_pos == rl_len) {
+            if (rl_eof)
+                break; /* a terminal gives more after Ctrl-D: we stopped at the first */
+            ssize_t got = read(fd, rl_buf, sizeof rl_buf);
+            if (got < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -1;
+            }
+            if (got == 0) {
+                rl_eof = 1;
+                break;
+            }
+            rl_pos = 0;
+            rl_len = (size_t)got;
+        }
+        size_t take = rl_len - rl_pos < maxlen - n ? rl_len - rl_pos : maxlen - n;
+        char *newline = memchr(rl_buf + rl_pos, '\n', take);
+        if (newline != NULL)
+            take = (size_t)(newline - (rl_buf + rl_pos)) + 1;
+        memcpy(out + n, rl_buf + rl_pos, take);
+        rl_pos += take;
+        n += take;
+        if (newline != NULL)
+            break;
+    }
+    return (ssize_t)n;
 }
 
 char *sock_ntop(const struct sockaddr *sa, char *out)
@@ -172,4 +264,39 @@ int refuse_one(int listener, int *spare, const char *local)
     if (*spare < 0)
         die("open", "/dev/null");
     return refused;
+}
+
+/* ---- time and rates */
+
+long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void token_bucket_init(struct token_bucket *b, unsigned long long burst, unsigned long long rate)
+{
+    b->burst = burst;
+    b->rate = rate;
+    b->millionths = burst * 1000000ULL; /* full */
+    b->filled_us = 0;
+}
+
+int token_bucket_take(struct token_bucket *b, unsigned long long now)
+{
+    unsigned long long full = b->burst * 1000000ULL;
+    /* Full anyway after `full` microseconds; and the product cannot overflow. */
+    unsigned long long elapsed = now > b->filled_us ? now - b->filled_us : 0;
+    if (elapsed > full)
+        elapsed = full;
+    /* rate tokens a second are rate millionths a microsecond. */
+    b->millionths += elapsed * b->rate;
+    if (b->millionths > full)
+        b->millionths = full;
+    b->filled_us = now;
+    if (b->millionths < 1000000ULL)
+        return 0;
+    b->millionths -= 1000000ULL;
+    return 1;
 }

@@ -1,9 +1,9 @@
 /*
  * labs.h: what the C programs of every lab share, as UNP's unp.h does.
  *
- * None of it is a lab's lesson: reporting a failed call, the write-all loop,
- * an address as text, the command line's numbers and addresses, and the
- * descriptor limit. The socket calls themselves stay in each program, at the
+ * None of it is a lab's lesson: reporting a failed call, the write-all
+ * loops, reading a line, an address as text, the command line's numbers and
+ * addresses, the descriptor limit, the clock and a token bucket. The socket calls themselves stay in each program, at the
  * call site. Built into each program with labs.c:
  *
  *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/labs.c
@@ -25,7 +25,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_PORT 4242
@@ -38,6 +40,19 @@ _Noreturn void die(const char *call, const char *what);
 /* Writes all n bytes: again after a partial write or EINTR (UNP's writen).
  * Returns 0, or -1 with errno set (EPIPE, ECONNRESET: the peer is gone). */
 int writen(int fd, const void *buf, size_t n);
+
+/* As writen, to a blocking socket whose SO_SNDTIMEO is set, but gives up
+ * with EAGAIN once the CLOCK_MONOTONIC time *deadline has passed: a send
+ * timeout bounds one write(2), not the whole loop (labs.c says more; lab
+ * 01's sheet; src/io.rs). */
+int writen_before(int fd, const void *buf, size_t n, const struct timespec *deadline);
+
+/* Reads one line into buf, its '\n' included, and returns its length (UNP's
+ * readline, without the '\0': a line may hold any byte). A line longer than
+ * maxlen comes in pieces of maxlen bytes; a last line without '\n' as it
+ * is; then 0 at end of file. -1 with errno set on error. It reads ahead into
+ * a buffer of its own, as stdio does: for one descriptor only (stdin). */
+ssize_t readline(int fd, void *buf, size_t maxlen);
 
 /* An address as every lab prints it: 127.0.0.1:4242, [::1]:4242. out holds
  * ADDR_TEXT bytes. Returns out. (UNP's sock_ntop.) */
@@ -70,5 +85,23 @@ unsigned long long raise_nofile_limit(void);
  * returns 0 when nobody was waiting. */
 int reserve_spare(unsigned long long limit);
 int refuse_one(int listener, int *spare, const char *local);
+
+/* Microseconds on a clock that never jumps (clock_gettime(2),
+ * CLOCK_MONOTONIC), from an arbitrary start. */
+long long now_us(void);
+
+/* A token bucket (src/rate.rs): it holds at most burst tokens and gains
+ * rate a second; each use takes one, and with none left the use is refused.
+ * So burst uses pass at once, then rate a second. Counted in millionths of
+ * a token, in integers, so that the Rust twin counts the very same. */
+struct token_bucket {
+    unsigned long long burst, rate;
+    unsigned long long millionths; /* what it holds */
+    unsigned long long filled_us;  /* when it was last filled */
+};
+void token_bucket_init(struct token_bucket *b, unsigned long long burst, unsigned long long rate);
+/* Takes a token at now (microseconds since the program started): 1, or
+ * 0 when the bucket is empty. */
+int token_bucket_take(struct token_bucket *b, unsigned long long now);
 
 #endif
