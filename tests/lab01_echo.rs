@@ -460,7 +460,7 @@ fn rust_and_c_agree_on_arguments() {
         &["127.0.0.1", "4242", "--extra"],
         // Port 0: nobody listens there, connect(2) is refused at once.
         &["127.0.0.1", "0"],
-        &["::1", "+0"],
+        &["::1", "0"],
     ];
     check_twins_agree_on_arguments(&rust.client, &c.client, client_cases);
 }
