@@ -1,5 +1,6 @@
 /*
- * Lab 06: the UDP echo server, in C (the twin of server.rs).
+ * Lab 06: the UDP echo server (UNP's udpserv01 and dg_echo; Beej's
+ * listener.c, answering each datagram).
  *
  * socket(SOCK_DGRAM) -> bind -> loop { recvfrom -> sendto }. No listen, no
  * accept, no connection: one socket receives the datagrams of every client,
@@ -7,31 +8,18 @@
  *
  * Nobody checks that sender's address: a datagram forged to come from the
  * server itself, or from another echo server, would start an echo loop that
- * never ends. So the server never answers its own port nor a service port
+ * never ends. So dg_echo never answers its own port nor a service port
  * (below 1024), and a token bucket bounds its echoes, and another its log
  * (the lab sheet's "Echo loops and reflection").
  *
- * Build: make c (or: cc -Wall -Wextra -O2 -o server-c server.c)
+ * Build: make, or by hand in this folder:
+ *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/labs.c
  * Run:   ./server-c [PORT] [--bind ADDR] [--drop PERCENT]
- *
- * Same arguments, messages and system calls as ./server (server.rs).
  */
-
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#define SYNOPSIS "usage: server [PORT] [--bind ADDR] [--drop PERCENT]"
+#include "labs.h"
 
 static const char usage[] =
-    SYNOPSIS "\n"
+    "usage: server [PORT] [--bind ADDR] [--drop PERCENT]\n"
     "\n"
     "Lab 06: UDP echo server. Sends every datagram back to whoever sent it; one\n"
     "socket serves every client, with no connection to anyone.\n"
@@ -46,9 +34,6 @@ static const char usage[] =
     "  --drop PERCENT    play a lossy network: leave PERCENT of the datagrams unanswered,\n"
     "                    spread evenly (20: every fifth), as if they were lost (default 0)\n"
     "  --help            print this help\n";
-
-#define DEFAULT_PORT 4242
-#define ADDR_TEXT 80 /* room for "[" IPv6 "%" scope "]:" port */
 
 /* Larger than any UDP datagram: the payload of an IPv4 datagram is at most
  * 65507 bytes, of an IPv6 one 65527 (udp(7), ipv6(7)). With a smaller
@@ -70,108 +55,75 @@ static const char usage[] =
  * NTP 123), which answer too; clients send from higher ones. */
 #define FIRST_CLIENT_PORT 1024
 
-/* A token bucket: it holds at most burst tokens and gains rate a second;
- * each use takes one, and with none left the use is refused. So burst uses
- * pass at once, then rate a second. Counted in millionths of a token, in
- * integers, so that the Rust server counts the very same. */
-struct bucket {
-    unsigned long long burst, rate;
-    unsigned long long millionths; /* what it holds */
-    unsigned long long filled_us;  /* when it was last filled */
-};
-
-/* The log of datagrams: one line each, as long as its bucket allows
- * (LOG_BURST at once, then LOG_RATE a second). The others are counted, and
- * said in one line before the next line logged. */
-struct datagram_log {
-    struct bucket lines;
-    unsigned long long echoed, dropped; /* not logged since the last line */
-};
-
-static _Noreturn void die(const char *call, const char *what);
-static int drops(unsigned long long n, unsigned long percent);
-static unsigned port_of(const struct sockaddr_storage *ss);
-static int take_token(struct bucket *b, unsigned long long now);
-static void log_datagram(struct datagram_log *dlog, unsigned long long now, ssize_t n,
-                         const struct sockaddr_storage *peer, const char *dropped);
-static unsigned long long now_us(void);
-static const char *addr_text(const struct sockaddr_storage *ss, char *out);
-static void read_args(int argc, char **argv);
-static const char *take_value(const char *name, const char *what);
-static unsigned long take_port(void);
-static void finish_args(void);
-static _Noreturn void usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static int parse_number(const char *text, unsigned long max, unsigned long *value,
-                        const char **why);
-static socklen_t parse_ip(const char *text, unsigned port, struct sockaddr_storage *ss);
-
-int main(int argc, char **argv)
+/* Whether --drop PERCENT leaves the datagram numbered n (from 1) unanswered:
+ * exactly PERCENT of every 100, spread evenly, so that runs repeat exactly
+ * (and the Rust server drops the same ones). */
+static int drops(unsigned long long n, unsigned long percent)
 {
-    /* stdout is a pipe when a test or a script reads our log: flush each
-     * line as it is printed, not when a 4 KiB buffer fills (setvbuf(3)). */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    return n * percent / 100 != (n - 1) * percent / 100;
+}
 
-    read_args(argc, argv);
-    const char *bind_text = take_value("--bind", "ADDR");
-    const char *drop_text = take_value("--drop", "PERCENT");
-    unsigned long drop_percent = 0;
-    const char *why;
-    if (drop_text && parse_number(drop_text, 18446744073709551615UL, &drop_percent, &why) < 0)
-        usage_error("invalid PERCENT '%s': %s", drop_text, why);
-    if (drop_percent > 100)
-        usage_error("invalid PERCENT '%lu': a percentage is a number from 0 to 100",
-                    drop_percent);
-    unsigned long port = take_port();
-    finish_args();
+/* The log: one line per datagram, as long as its bucket allows. The others
+ * are counted, and said in one line before the next line logged. */
+static struct token_bucket log_lines;
+static unsigned long long not_logged_echoed, not_logged_dropped;
 
-    struct sockaddr_storage addr;
-    socklen_t addrlen = parse_ip(bind_text ? bind_text : "0.0.0.0", port, &addr);
-    char addr_str[ADDR_TEXT];
-    addr_text(&addr, addr_str);
+static void log_datagram(unsigned long long now, ssize_t n, const struct sockaddr *cliaddr,
+                         const char *dropped)
+{
+    char peer[ADDR_TEXT];
 
-    /* SOCK_DGRAM: UDP, datagrams instead of a byte stream (socket(2), udp(7)). */
-    int sock = socket(addr.ss_family, SOCK_DGRAM, 0);
-    if (sock < 0)
-        die("socket", addr_str);
-    /* No SO_REUSEADDR: UDP leaves nothing in TIME_WAIT, and on a UDP socket
-     * the option would let a second server bind the same port (socket(7)). */
-    if (bind(sock, (struct sockaddr *)&addr, addrlen) < 0)
-        die("bind", addr_str);
-    /* With port 0 the kernel chose the port: getsockname(2) tells which. */
-    struct sockaddr_storage local;
-    socklen_t len = sizeof local;
-    if (getsockname(sock, (struct sockaddr *)&local, &len) < 0)
-        die("getsockname", addr_str);
-    char local_str[ADDR_TEXT];
-    printf("listening on %s\n", addr_text(&local, local_str));
+    if (!token_bucket_take(&log_lines, now)) {
+        if (dropped)
+            not_logged_dropped++;
+        else
+            not_logged_echoed++;
+        return;
+    }
+    if (not_logged_echoed + not_logged_dropped > 0) {
+        printf("... %llu more datagrams not logged (%llu echoed, %llu dropped)\n",
+               not_logged_echoed + not_logged_dropped, not_logged_echoed, not_logged_dropped);
+        not_logged_echoed = not_logged_dropped = 0;
+    }
+    sock_ntop(cliaddr, peer);
+    if (dropped)
+        printf("datagram of %zd bytes from %s dropped (%s)\n", n, peer, dropped);
+    else
+        printf("datagram of %zd bytes from %s\n", n, peer);
+}
 
-    /* No listen(), no accept(): datagrams from every client arrive on this
-     * one socket, each whole, in one recvfrom(2) call each. */
-    static char buf[MAX_DATAGRAM];
-    unsigned long long received = 0;
-    unsigned our_port = port_of(&local);
-    char drop_note[32];
+/* Sends every datagram back to its sender, unless the sender must not be
+ * answered. No listen(), no accept(): datagrams from every client arrive
+ * on this one socket, each whole, in one recvfrom(2) call each. */
+static void dg_echo(int sockfd, const char *local, unsigned short our_port,
+                    unsigned long drop_percent)
+{
+    static char mesg[MAX_DATAGRAM];
+    struct sockaddr_storage cliaddr;
+    socklen_t len;
+    ssize_t n;
+    unsigned long long received = 0, started = (unsigned long long)now_us();
+    struct token_bucket echoes;
+    char drop_note[32], peer[ADDR_TEXT];
+
+    token_bucket_init(&echoes, ECHO_BURST, ECHO_RATE);
+    token_bucket_init(&log_lines, LOG_BURST, LOG_RATE);
     snprintf(drop_note, sizeof drop_note, "--drop %lu", drop_percent);
-    struct bucket echoes = { ECHO_BURST, ECHO_RATE, ECHO_BURST * 1000000ULL, 0 };
-    struct datagram_log datagram_log = { { LOG_BURST, LOG_RATE, LOG_BURST * 1000000ULL, 0 }, 0, 0 };
-    unsigned long long started = now_us();
     for (;;) {
-        struct sockaddr_storage peer;
-        len = sizeof peer;
-        ssize_t n = recvfrom(sock, buf, sizeof buf, 0, (struct sockaddr *)&peer, &len);
+        len = sizeof cliaddr;
+        n = recvfrom(sockfd, mesg, sizeof mesg, 0, (struct sockaddr *)&cliaddr, &len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die("recvfrom", local_str);
+            die("recvfrom", local);
         }
-        unsigned long long now = now_us() - started;
+        unsigned long long now = (unsigned long long)now_us() - started;
         /* n == 0 is an empty datagram, not an end of file: there is no
          * connection to end. It gets its empty echo like any other.
          *
          * The sender's address is whatever the sender wrote in it: UDP
          * checks nothing. Why this datagram gets no echo, if it gets none: */
-        unsigned from_port = port_of(&peer);
+        unsigned short from_port = port_of((struct sockaddr *)&cliaddr);
         const char *dropped = NULL;
         if (from_port == our_port) {
             /* Ourselves, forged: we would echo to ourselves for ever. Or
@@ -184,249 +136,70 @@ int main(int argc, char **argv)
             received++;
             if (drops(received, drop_percent))
                 dropped = drop_note;
-            else if (!take_token(&echoes, now))
+            else if (!token_bucket_take(&echoes, now))
                 /* Two echo servers bounce a forged datagram until one of
                  * them runs out of echoes: here it ends. */
                 dropped = "over the echo limit";
         }
-        log_datagram(&datagram_log, now, n, &peer, dropped);
+        log_datagram(now, n, (struct sockaddr *)&cliaddr, dropped);
         if (dropped)
             continue;
         /* A datagram goes whole or not at all: no partial sends, no writen
          * loop (udp(7)). A failure concerns this client only: say so and go on. */
-        if (sendto(sock, buf, (size_t)n, 0, (struct sockaddr *)&peer, len) < 0) {
-            char peer_str[ADDR_TEXT];
-            fprintf(stderr, "sendto %s: %s\n", addr_text(&peer, peer_str), strerror(errno));
+        if (sendto(sockfd, mesg, (size_t)n, 0, (struct sockaddr *)&cliaddr, len) < 0)
+            fprintf(stderr, "sendto %s: %s\n", sock_ntop((struct sockaddr *)&cliaddr, peer),
+                    strerror(errno));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "bind", required_argument, NULL, 'b' },
+        { "drop", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *bind_ip = "0.0.0.0";
+    unsigned short port = DEFAULT_PORT;
+    unsigned long drop_percent = 0;
+    int c;
+
+    set_usage(usage);
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': bind_ip = optarg; break;
+        case 'd': drop_percent = parse_number(optarg, "PERCENT", 0, 100); break;
+        case 'h': help();
+        default: bad_usage(); /* getopt_long(3) said what was wrong */
         }
     }
-}
+    if (optind < argc)
+        port = parse_port(argv[optind++]);
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
 
-/* `call ADDR: reason` on stderr and exit 1, as perror(3) would say it. */
-static _Noreturn void die(const char *call, const char *what)
-{
-    int err = errno; /* fprintf may change errno */
-    fprintf(stderr, "%s %s: %s\n", call, what, strerror(err));
-    exit(1);
-}
+    struct sockaddr_storage servaddr;
+    socklen_t servlen = parse_addr(bind_ip, port, &servaddr);
+    char addr[ADDR_TEXT], local[ADDR_TEXT];
+    sock_ntop((struct sockaddr *)&servaddr, addr);
 
-/* Whether --drop PERCENT leaves the datagram numbered n (from 1) unanswered:
- * exactly PERCENT of every 100, spread evenly, so that runs repeat exactly
- * (and the Rust server drops the same ones). */
-static int drops(unsigned long long n, unsigned long percent)
-{
-    return n * percent / 100 != (n - 1) * percent / 100;
-}
+    /* Each log line leaves as printed, even into a pipe (setvbuf(3)). */
+    setvbuf(stdout, NULL, _IOLBF, 0);
 
-/* The port of an IPv4 or IPv6 address (0 for any other family). */
-static unsigned port_of(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    return 0;
-}
+    /* SOCK_DGRAM: UDP, datagrams instead of a byte stream (socket(2), udp(7)). */
+    int sockfd = socket(servaddr.ss_family, SOCK_DGRAM, 0);
+    if (sockfd < 0)
+        die("socket", addr);
+    /* No SO_REUSEADDR: UDP leaves nothing in TIME_WAIT, and on a UDP socket
+     * the option would let a second server bind the same port (socket(7)). */
+    if (bind(sockfd, (struct sockaddr *)&servaddr, servlen) < 0)
+        die("bind", addr);
+    /* With port 0 the kernel chose the port: getsockname(2) tells which. */
+    servlen = sizeof servaddr;
+    if (getsockname(sockfd, (struct sockaddr *)&servaddr, &servlen) < 0)
+        die("getsockname", addr);
+    printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
-/* Takes a token from b at now (microseconds since the server started), if
- * there is one: 1, or 0 when it is empty. */
-static int take_token(struct bucket *b, unsigned long long now)
-{
-    unsigned long long full = b->burst * 1000000ULL;
-    unsigned long long elapsed = now - b->filled_us;
-    if (elapsed > full) /* full anyway; and elapsed * rate cannot overflow */
-        elapsed = full;
-    /* rate tokens a second are rate millionths a microsecond. */
-    b->millionths += elapsed * b->rate;
-    if (b->millionths > full)
-        b->millionths = full;
-    b->filled_us = now;
-    if (b->millionths < 1000000ULL)
-        return 0;
-    b->millionths -= 1000000ULL;
-    return 1;
-}
-
-/* The datagram of n bytes from peer, dropped for a reason or (NULL) echoed. */
-static void log_datagram(struct datagram_log *dlog, unsigned long long now, ssize_t n,
-                         const struct sockaddr_storage *peer, const char *dropped)
-{
-    if (!take_token(&dlog->lines, now)) {
-        if (dropped)
-            dlog->dropped++;
-        else
-            dlog->echoed++;
-        return;
-    }
-    if (dlog->echoed + dlog->dropped > 0) {
-        printf("... %llu more datagrams not logged (%llu echoed, %llu dropped)\n",
-               dlog->echoed + dlog->dropped, dlog->echoed, dlog->dropped);
-        dlog->echoed = dlog->dropped = 0;
-    }
-    char peer_str[ADDR_TEXT];
-    addr_text(peer, peer_str);
-    if (dropped)
-        printf("datagram of %zd bytes from %s dropped (%s)\n", n, peer_str, dropped);
-    else
-        printf("datagram of %zd bytes from %s\n", n, peer_str);
-}
-
-/* Microseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
-static unsigned long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000 + (unsigned long long)ts.tv_nsec / 1000;
-}
-
-/* ADDR as every lab prints it: 127.0.0.1:4242, [::1]:4242 (inet_ntop(3)). */
-static const char *addr_text(const struct sockaddr_storage *ss, char *out)
-{
-    char ip[INET6_ADDRSTRLEN];
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        if (in6->sin6_scope_id != 0)
-            snprintf(out, ADDR_TEXT, "[%s%%%u]:%u", ip, (unsigned)in6->sin6_scope_id,
-                     ntohs(in6->sin6_port));
-        else
-            snprintf(out, ADDR_TEXT, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    } else {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        snprintf(out, ADDR_TEXT, "%s:%u", ip, ntohs(in->sin_port));
-    }
-    return out;
-}
-
-/*
- * The command line, read as every lab reads it (src/cli.rs): --help anywhere
- * prints the usage; options are taken out first, wherever they stand; then
- * the positional arguments in order; anything left over is an error. A bad
- * argument prints what is wrong and the synopsis on stderr, and exits 2.
- */
-static char **args; /* the arguments not taken yet */
-static int nargs;
-
-static void read_args(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-    }
-    args = argv + 1;
-    nargs = argc - 1;
-}
-
-static void take(int i)
-{
-    memmove(&args[i], &args[i + 1], (size_t)(nargs - i - 1) * sizeof *args);
-    nargs--;
-}
-
-/* `--name VALUE` or `--name=VALUE`: the value, or NULL when absent. */
-static const char *take_value(const char *name, const char *what)
-{
-    size_t len = strlen(name);
-    for (int i = 0; i < nargs; i++) {
-        const char *arg = args[i];
-        if (strncmp(arg, name, len) == 0 && arg[len] == '=') {
-            take(i);
-            return arg + len + 1;
-        }
-        if (strcmp(arg, name) == 0) {
-            take(i);
-            if (i == nargs)
-                usage_error("%s needs a value (%s)", name, what);
-            const char *value = args[i];
-            take(i);
-            return value;
-        }
-    }
-    return NULL;
-}
-
-static unsigned long take_port(void)
-{
-    if (nargs == 0)
-        return DEFAULT_PORT;
-    const char *text = args[0];
-    if (strlen(text) > 1 && text[0] == '-')
-        usage_error("unknown option '%s'", text);
-    take(0);
-    unsigned long port;
-    const char *why;
-    if (parse_number(text, 65535, &port, &why) < 0)
-        usage_error("invalid PORT '%s': a port is a number from 0 to 65535", text);
-    return port;
-}
-
-static void finish_args(void)
-{
-    if (nargs == 0)
-        return;
-    if (strlen(args[0]) > 1 && args[0][0] == '-')
-        usage_error("unknown option '%s'", args[0]);
-    usage_error("unexpected argument '%s'", args[0]);
-}
-
-static _Noreturn void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n" SYNOPSIS "\n(--help for details)\n", stderr);
-    exit(2);
-}
-
-/* A decimal number from 0 to max, read as Rust's str::parse reads one: an
- * optional '+', then digits only. On error *why says why, in Rust's words. */
-static int parse_number(const char *text, unsigned long max, unsigned long *value,
-                        const char **why)
-{
-    const char *p = text;
-    unsigned long n = 0;
-    if (*p == '\0') {
-        *why = "cannot parse integer from empty string";
-        return -1;
-    }
-    if (p[0] == '+' && p[1] != '\0')
-        p++;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9') {
-            *why = "invalid digit found in string";
-            return -1;
-        }
-        unsigned long digit = (unsigned long)(*p - '0');
-        if (n > (max - digit) / 10) {
-            *why = "number too large to fit in target type";
-            return -1;
-        }
-        n = n * 10 + digit;
-    }
-    *value = n;
-    return 0;
-}
-
-/* An IPv4 or IPv6 literal and a port into a socket address (inet_pton(3));
- * returns the address's length, or exits 2 if TEXT is no address. */
-static socklen_t parse_ip(const char *text, unsigned port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-        return sizeof *in;
-    }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        return sizeof *in6;
-    }
-    usage_error("invalid ADDR '%s': invalid IP address syntax", text);
-    return 0;
+    dg_echo(sockfd, local, port_of((struct sockaddr *)&servaddr), drop_percent);
 }
