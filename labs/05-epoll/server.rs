@@ -1,12 +1,14 @@
 //! Lab 05: the echo server on epoll, optionally in several worker processes.
 //!
-//! socket → setsockopt(SO_REUSEADDR [, SO_REUSEPORT]) → bind → listen →
+//! socket → setsockopt(SO_REUSEADDR [, SO_REUSEPORT]) → bind → listen, once
+//! per worker → fork the workers, each keeping one listening socket →
 //! epoll_create1 → epoll_ctl(ADD listener) → loop { epoll_wait → accept the
-//! new clients and add them → read/write the ready ones, switching each
-//! one's interest between readable and writable }. The kernel keeps the
-//! list of descriptors we watch; each wait returns only the ready ones.
-//! With workers, worker 0 (the parent) also watches a signalfd for SIGCHLD,
-//! and reaps and names a worker that dies.
+//! new clients and epoll_ctl(ADD) them → read/write the ready ones,
+//! switching each one's interest between readable and writable }. The
+//! kernel keeps the list of descriptors we watch; each wait returns only
+//! the ready ones. With workers, the kernel spreads the new connections
+//! over their sockets (SO_REUSEPORT), and worker 0 (the parent) also
+//! watches a signalfd to reap and name a worker that dies.
 
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,18 +55,157 @@ const MAX_PENDING: usize = 64 * 1024;
 const LISTENER: u64 = u64::MAX;
 /// The token of worker 0's signalfd, readable when a worker has died.
 const WORKER_DIED: u64 = u64::MAX - 1;
+/// Said once when accept(2) fails with EMFILE or ENFILE (src/spare.rs).
+const REFUSING: &str = "closing new connections until one frees";
 
 struct Client {
     fd: OwnedFd,
     peer: SockaddrStorage,
+    /// Echo not yet accepted by write(2): at most MAX_PENDING + one read.
     pending: Vec<u8>,
+    /// The client has shut down its side: send what is pending, then close.
     eof: bool,
     /// What epoll watches for this client now: changed only when needed,
     /// each change being one epoll_ctl(2) call.
     interest: EpollFlags,
 }
 
+impl Client {
+    fn new(fd: OwnedFd, peer: SockaddrStorage) -> Client {
+        let interest = EpollFlags::EPOLLIN; // as main adds it to epoll
+        Client {
+            fd,
+            peer,
+            pending: Vec::new(),
+            eof: false,
+            interest,
+        }
+    }
+}
+
 fn main() {
+    let (mut addr, workers) = arguments();
+    // Every client costs a descriptor: up to the hard limit (src/limits.rs).
+    let limit = raise_descriptor_limit();
+    if workers > 1 {
+        addr.set_port(prove_port_free(addr)); // SO_REUSEPORT would let a second server in
+    }
+
+    // One listening socket per worker, all bound to the same port, which
+    // SO_REUSEPORT allows: the kernel then hashes each new connection to
+    // one of them (socket(7)). Non-blocking: we accept until EAGAIN.
+    let (domain, mut listeners) = (family(addr), Vec::new());
+    for _ in 0..workers {
+        let listenfd =
+            socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
+        setsockopt(&listenfd, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
+        if workers > 1 {
+            setsockopt(&listenfd, sockopt::ReusePort, &true).or_die("setsockopt", addr);
+        }
+        bind(listenfd.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
+        listen(&listenfd, Backlog::MAXCONN).or_die("listen", addr);
+        listeners.push(listenfd);
+    }
+    let local: SockaddrStorage = getsockname(listeners[0].as_raw_fd()).or_die("getsockname", addr);
+    log!("listening on {local}");
+    log!("descriptor limit {limit} (RLIMIT_NOFILE)");
+
+    // Worker 0 is this process; it forks workers 1..N, SIGCHLD blocked.
+    let sigchld = (workers > 1).then(block_sigchld);
+    let (parent, mut worker, mut children) = (getpid(), 0, Vec::new());
+    for n in 1..workers {
+        // SAFETY: one thread here, so the child may run any code (fork(2)).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                worker = n;
+                become_worker(n, parent);
+                break;
+            }
+            Ok(ForkResult::Parent { child }) => children.push(child),
+            Err(err) => die("fork", local, &err),
+        }
+    }
+    // Each worker keeps its own socket and closes the others'.
+    let listenfd = keep_own(listeners, worker, local);
+    let mut tag = String::new();
+    if workers > 1 {
+        log!("worker {worker} (pid {}) accepting on {local}", getpid());
+        tag = format!("[worker {worker}] ");
+    }
+
+    // epoll_create1(2): the kernel object that holds our interest list.
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).or_die("epoll_create1", local);
+    epoll
+        .add(&listenfd, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+        .or_die("epoll_ctl", local);
+    let deaths = sigchld
+        .filter(|_| worker == 0)
+        .map(|set| watch_deaths(&epoll, &set, local));
+
+    // As in lab 04: the spare descriptor for EMFILE (src/spare.rs).
+    let mut spare = SpareDescriptor::reserve(limit);
+    let mut out_of_descriptors = false;
+    // Indexed by descriptor, as a C array: the token epoll hands back.
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    let mut events = vec![EpollEvent::empty(); 1024];
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        // Level-triggered (the default): a descriptor is reported as long as
+        // it is ready, so we may leave data unread and hear of it again.
+        let nready = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(err) => die("epoll_wait", local, &err),
+        };
+        for event in &events[..nready] {
+            match event.data() {
+                WORKER_DIED => reap_workers(deaths.as_ref(), &children),
+                // Accept all that wait: one readiness may stand for many.
+                LISTENER => loop {
+                    let connfd = match accept4(listenfd.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
+                        // SAFETY: accept4(2)'s new descriptor; nothing else owns it.
+                        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+                        Err(Errno::EAGAIN) => break,
+                        Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                        Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
+                            if !out_of_descriptors {
+                                warn!("{tag}accept {local}: {}; {REFUSING}", reason(&err));
+                                out_of_descriptors = true;
+                            }
+                            if spare.refuse_one(listenfd.as_raw_fd(), local) {
+                                continue;
+                            }
+                            break; // nobody was waiting
+                        }
+                        Err(err) => die("accept", local, &err),
+                    };
+                    out_of_descriptors = false;
+                    let peer: SockaddrStorage = match getpeername(connfd.as_raw_fd()) {
+                        Ok(peer) => peer,
+                        Err(err) => {
+                            warn!("{tag}getpeername {local}: {}", reason(&err));
+                            continue;
+                        }
+                    };
+                    let index = connfd.as_raw_fd() as usize;
+                    let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
+                    if let Err(err) = epoll.add(&connfd, event) {
+                        warn!("{tag}epoll_ctl {peer}: {}", reason(&err));
+                        continue;
+                    }
+                    log!("{tag}connection from {peer}");
+                    clients.resize_with(clients.len().max(index + 1), || None);
+                    clients[index] = Some(Client::new(connfd, peer));
+                },
+                // A client's: read, write, switch its interest, or drop it.
+                token => serve(&epoll, &mut clients, token, event.events(), &mut buf, &tag),
+            }
+        }
+    }
+}
+
+/// PORT, --bind ADDR and --workers N, as the usage says.
+fn arguments() -> (SocketAddr, u32) {
     let mut cli = Cli::new(USAGE);
     let ip: IpAddr = cli
         .value("--bind", "ADDR")
@@ -73,218 +214,122 @@ fn main() {
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     // Each worker is a process: unbounded, a typo (--workers 100000) would
     // fork until fork(2) fails or the process table is full.
-    let max_workers = WORKERS_PER_CPU * cpus_online();
-    if !(1..=max_workers).contains(&workers) {
+    let max = WORKERS_PER_CPU * cpus_online();
+    if !(1..=max).contains(&workers) {
         cli.usage_error(format_args!(
-            "invalid N '{workers}': from 1 to {max_workers} workers ({WORKERS_PER_CPU} per CPU)"
+            "invalid N '{workers}': from 1 to {max} workers ({WORKERS_PER_CPU} per CPU)"
         ));
     }
     cli.finish();
+    (SocketAddr::new(ip, port), workers)
+}
 
-    // Every client costs a descriptor: the soft limit (often 1024) goes up
-    // to the hard one (src/limits.rs).
-    let limit = raise_descriptor_limit();
-
-    let mut addr = SocketAddr::new(ip, port);
-    if workers > 1 {
-        addr.set_port(free_port(addr));
-    }
-    let (mut listener, local) = open_listener(addr, workers > 1);
-    log!("listening on {local}");
-    log!("descriptor limit {limit} (RLIMIT_NOFILE)");
-
-    // Workers 1..N are children; the parent is worker 0. Each child opens a
-    // listening socket of its own on the same port: with SO_REUSEPORT the
-    // kernel hashes each new connection to one of them (socket(7)).
-    let mut worker = 0;
-    let parent = getpid();
-    // The workers' pids, worker n at n - 1: to say which one died.
-    let mut children: Vec<Pid> = Vec::new();
-    let sigchld = SigSet::from(Signal::SIGCHLD);
-    if workers > 1 {
-        // Worker 0 learns of a death through epoll (the signalfd below).
-        // SIGCHLD is blocked from before the first fork(2): one that comes
-        // early stays pending for it instead of being discarded
-        // (signalfd(2)). The children inherit the mask; they have no
-        // children, so it changes nothing for them.
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None).or_die("sigprocmask", "SIGCHLD");
-    }
-    for n in 1..workers {
-        // SAFETY: this process has a single thread, so the child may run
-        // any code after fork(2).
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                worker = n;
-                // The parent's socket is worker 0's: connections the kernel
-                // hands to it must not wait for us.
-                if let Err(err) = close(listener) {
-                    warn!("close {local}: {}", reason(&err));
-                }
-                (listener, _) = open_listener(addr, true);
-                // A worker must not outlive the parent (prctl(2), PR_SET_PDEATHSIG).
-                if let Err(err) = prctl::set_pdeathsig(Signal::SIGTERM) {
-                    warn!("prctl: {}", reason(&err));
-                }
-                // The parent may have died before the line above: then no
-                // signal will come, and we have been adopted by another.
-                if getppid() != parent {
-                    std::process::exit(0);
-                }
-                if let Ok(name) = CString::new(format!("server:w{n}")) {
-                    let _ = prctl::set_name(&name); // cosmetic: `ps -o comm`
-                }
-                break;
-            }
-            Ok(ForkResult::Parent { child }) => children.push(child),
-            Err(err) => die("fork", local, &err),
-        }
-    }
-    let tag = if workers > 1 {
-        log!("worker {worker} (pid {}) accepting on {local}", getpid());
-        format!("[worker {worker}] ")
-    } else {
-        String::new()
-    };
-
-    // epoll_create1(2): the kernel object that holds our interest list.
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).or_die("epoll_create1", local);
-    epoll
-        .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
-        .or_die("epoll_ctl", local);
-    // signalfd(2) turns the pending SIGCHLD into a readable descriptor: the
-    // same epoll_wait(2) that waits for clients wakes up when a worker dies,
-    // with no handler, and no race between testing a flag and going to
-    // sleep. The dead worker is then reaped, not left a zombie.
-    let deaths = if worker == 0 && workers > 1 {
-        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
-        let deaths = SignalFd::with_flags(&sigchld, flags).or_die("signalfd", "SIGCHLD");
-        epoll
-            .add(&deaths, EpollEvent::new(EpollFlags::EPOLLIN, WORKER_DIED))
-            .or_die("epoll_ctl", local);
-        Some(deaths)
-    } else {
-        None
-    };
-
-    // See lab 04: a spare descriptor to close a connection when out of
-    // them, or a clear exit if the limit leaves no room for one client.
-    let mut spare = SpareDescriptor::reserve(limit);
-    let mut out_of_descriptors = false;
-
-    // Clients indexed by descriptor number, as a C server's array would be:
-    // the token epoll hands back is the index.
-    let mut clients: Vec<Option<Client>> = Vec::new();
-    let mut events = vec![EpollEvent::empty(); 1024];
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        // Level-triggered (the default): a descriptor is reported as long as
-        // it is ready, so we may leave data unread and hear of it again.
-        let ready = match epoll.wait(&mut events, EpollTimeout::NONE) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(err) => die("epoll_wait", local, &err),
-        };
-        for event in &events[..ready] {
-            if event.data() == WORKER_DIED {
-                if let Some(deaths) = &deaths {
-                    reap_workers(deaths, &children);
-                }
-                continue;
-            }
-            if event.data() == LISTENER {
-                // Accept all that wait: one readiness may stand for many.
-                loop {
-                    let fd = match accept4(listener.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
-                        Ok(fd) => fd,
-                        Err(Errno::EAGAIN) => break,
-                        Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
-                        Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
-                            if !out_of_descriptors {
-                                warn!(
-                                    "{tag}accept {local}: {}; closing new connections until one frees",
-                                    reason(&err)
-                                );
-                                out_of_descriptors = true;
-                            }
-                            if !spare.refuse_one(listener.as_raw_fd(), local) {
-                                break; // nobody was waiting
-                            }
-                            continue;
-                        }
-                        Err(err) => die("accept", local, &err),
-                    };
-                    // SAFETY: accept4(2) just returned this descriptor and
-                    // nothing else owns it.
-                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                    out_of_descriptors = false;
-                    let peer: SockaddrStorage = match getpeername(fd.as_raw_fd()) {
-                        Ok(peer) => peer,
-                        Err(err) => {
-                            warn!("{tag}getpeername {local}: {}", reason(&err));
-                            continue;
-                        }
-                    };
-                    let index = fd.as_raw_fd() as usize;
-                    let interest = EpollFlags::EPOLLIN;
-                    if let Err(err) = epoll.add(&fd, EpollEvent::new(interest, index as u64)) {
-                        warn!("{tag}epoll_ctl {peer}: {}", reason(&err));
-                        continue;
-                    }
-                    log!("{tag}connection from {peer}");
-                    if clients.len() <= index {
-                        clients.resize_with(index + 1, || None);
-                    }
-                    clients[index] = Some(Client {
-                        fd,
-                        peer,
-                        pending: Vec::new(),
-                        eof: false,
-                        interest,
-                    });
-                }
-                continue;
-            }
-
-            let index = event.data() as usize;
-            let Some(client) = clients.get_mut(index).and_then(Option::as_mut) else {
-                continue;
-            };
-            if serve(client, event.events(), &mut buf) {
-                let mut wanted = EpollFlags::empty();
-                if !client.eof && client.pending.len() < MAX_PENDING {
-                    wanted |= EpollFlags::EPOLLIN;
-                }
-                if !client.pending.is_empty() {
-                    wanted |= EpollFlags::EPOLLOUT;
-                }
-                if wanted != client.interest {
-                    let mut event = EpollEvent::new(wanted, index as u64);
-                    match epoll.modify(&client.fd, &mut event) {
-                        Ok(()) => client.interest = wanted,
-                        Err(err) => warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err)),
-                    }
-                }
-            } else if let Some(client) = clients[index].take() {
-                // close(2) would drop it from the interest list too, but only
-                // once no other descriptor refers to the socket (epoll(7)).
-                if let Err(err) = epoll.delete(&client.fd) {
-                    warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err));
-                }
-                log!("{tag}{} disconnected", client.peer);
-                if let Err(err) = close(client.fd) {
-                    warn!("{tag}close {}: {}", client.peer, reason(&err));
-                }
-            }
-        }
+/// The CPUs online, as sysconf(3) counts them (_SC_NPROCESSORS_ONLN); the
+/// C twin asks the same, so both allow the same number of workers.
+fn cpus_online() -> u32 {
+    match sysconf(SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n > 0 => u32::try_from(n).unwrap_or(1),
+        _ => 1,
     }
 }
 
+/// Proves that nobody holds ADDR's port before the workers share it, and
+/// returns the port (the one the kernel chose, if ADDR's is 0).
+///
+/// SO_REUSEPORT lets any socket that sets it join the port, if its owner is
+/// the same user (socket(7)): a second `server --workers 2` started by
+/// mistake would not fail, it would quietly take a share of the
+/// connections. A socket without SO_REUSEPORT gets EADDRINUSE from bind(2)
+/// if anyone holds the port, as in every lab; closed at once, it leaves the
+/// port to the workers' sockets. A server started in the instant between
+/// that close(2) and their bind(2) could still slip in.
+fn prove_port_free(addr: SocketAddr) -> u16 {
+    let probe =
+        socket(family(addr), SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
+    // As the listeners will: a previous run's connections left in
+    // TIME_WAIT do not hold the port.
+    setsockopt(&probe, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
+    bind(probe.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
+    let bound: SockaddrStorage = getsockname(probe.as_raw_fd()).or_die("getsockname", addr);
+    if let Err(err) = close(probe) {
+        warn!("close {addr}: {}", reason(&err));
+    }
+    match (bound.as_sockaddr_in(), bound.as_sockaddr_in6()) {
+        (Some(v4), _) => v4.port(),
+        (_, Some(v6)) => v6.port(),
+        _ => addr.port(),
+    }
+}
+
+/// socket(2)'s domain for ADDR: AF_INET or AF_INET6.
+fn family(addr: SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// Blocks SIGCHLD, before the first fork(2): a worker that dies early then
+/// leaves it pending for worker 0's signalfd instead of discarded
+/// (signalfd(2)). The children inherit the mask; they have no children, so
+/// it changes nothing for them. Returns the set, for watch_deaths.
+fn block_sigchld() -> SigSet {
+    let sigchld = SigSet::from(Signal::SIGCHLD);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None).or_die("sigprocmask", "SIGCHLD");
+    sigchld
+}
+
+/// What a forked worker does first. It must not outlive worker 0, which
+/// reaps it and which Ctrl-C or `kill` stops: PR_SET_PDEATHSIG has the
+/// kernel send it SIGTERM when its parent dies (prctl(2)).
+fn become_worker(n: u32, parent: Pid) {
+    if let Err(err) = prctl::set_pdeathsig(Signal::SIGTERM) {
+        warn!("prctl: {}", reason(&err));
+    }
+    // The parent may have died before the line above: then no signal will
+    // come, and we have been adopted by another.
+    if getppid() != parent {
+        std::process::exit(0);
+    }
+    if let Ok(name) = CString::new(format!("server:w{n}")) {
+        let _ = prctl::set_name(&name); // cosmetic: `ps -o comm`
+    }
+}
+
+/// Each worker keeps its own listening socket and closes the others': left
+/// open in another process, a socket would outlive its worker, and the
+/// connections the kernel hands it would wait for nobody.
+fn keep_own(mut listeners: Vec<OwnedFd>, worker: u32, local: SockaddrStorage) -> OwnedFd {
+    let own = listeners.remove(worker as usize);
+    for other in listeners {
+        if let Err(err) = close(other) {
+            warn!("close {local}: {}", reason(&err));
+        }
+    }
+    own
+}
+
+/// Worker 0's signalfd(2): the blocked SIGCHLD as a descriptor readable
+/// while one is pending, added to epoll. The same epoll_wait(2) that waits
+/// for clients then wakes up when a worker dies, with no handler, and no
+/// race between testing a flag and going to sleep (lab 02's way). The dead
+/// worker is then reaped, not left a zombie.
+fn watch_deaths(epoll: &Epoll, sigchld: &SigSet, local: SockaddrStorage) -> SignalFd {
+    let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
+    let deaths = SignalFd::with_flags(sigchld, flags).or_die("signalfd", "SIGCHLD");
+    epoll
+        .add(&deaths, EpollEvent::new(EpollFlags::EPOLLIN, WORKER_DIED))
+        .or_die("epoll_ctl", local);
+    deaths
+}
+
 /// Collects every worker that has died, and says which and how (worker 0
-/// does it, as in lab 02).
-fn reap_workers(deaths: &SignalFd, children: &[Pid]) {
+/// does it, as lab 02's parent does). `children` holds worker n's pid at
+/// n - 1.
+fn reap_workers(deaths: Option<&SignalFd>, children: &[Pid]) {
     // read(2) takes the SIGCHLD off the pending signals: the descriptor
     // stays readable until then, and becomes so again at the next one.
-    if let Err(err) = deaths.read_signal() {
+    if let Some(Err(err)) = deaths.map(SignalFd::read_signal) {
         warn!("read SIGCHLD: {}", reason(&err));
     }
     // Signals do not queue: one SIGCHLD may stand for several dead workers,
@@ -306,77 +351,58 @@ fn reap_workers(deaths: &SignalFd, children: &[Pid]) {
     }
 }
 
-/// Proves that nobody holds ADDR's port before the workers share it, and
-/// returns the port (the one the kernel chose, if ADDR's is 0).
-///
-/// SO_REUSEPORT lets any socket that sets it join the port, if its owner is
-/// the same user (socket(7)): a second `server --workers 2` started by
-/// mistake would not fail, it would quietly take a share of the
-/// connections. A socket without SO_REUSEPORT gets EADDRINUSE from bind(2)
-/// if anyone holds the port, as in every lab; closed at once, it leaves the
-/// port to the workers' sockets. A server started in the instant between
-/// that close(2) and their bind(2) could still slip in.
-fn free_port(addr: SocketAddr) -> u16 {
-    let domain = family(addr);
-    let probe = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
-    // As the listeners will: a previous run's connections left in
-    // TIME_WAIT do not hold the port.
-    setsockopt(&probe, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
-    bind(probe.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
-    let bound: SockaddrStorage = getsockname(probe.as_raw_fd()).or_die("getsockname", addr);
-    if let Err(err) = close(probe) {
-        warn!("close {addr}: {}", reason(&err));
-    }
-    local_port(&bound)
-}
-
-/// socket → setsockopt → bind → listen, as in every lab; with workers, plus
-/// SO_REUSEPORT so that each may bind a socket of its own to the same port.
-fn open_listener(addr: SocketAddr, reuse_port: bool) -> (OwnedFd, SockaddrStorage) {
-    let domain = family(addr);
-    // Non-blocking: we accept until EAGAIN, never waiting in accept(2).
-    let listener =
-        socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
-    setsockopt(&listener, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
-    // Only with workers: SO_REUSEPORT would also let a second server,
-    // started by mistake, share the port instead of failing with EADDRINUSE
-    // (with workers, free_port has checked that nobody holds it).
-    if reuse_port {
-        setsockopt(&listener, sockopt::ReusePort, &true).or_die("setsockopt", addr);
-    }
-    bind(listener.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
-    listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
-    let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
-    (listener, local)
-}
-
-fn family(addr: SocketAddr) -> AddressFamily {
-    match addr {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    }
-}
-
-/// The CPUs online, as sysconf(3) counts them (_SC_NPROCESSORS_ONLN); the
-/// C twin asks the same, so both allow the same number of workers.
-fn cpus_online() -> u32 {
-    match sysconf(SysconfVar::_NPROCESSORS_ONLN) {
-        Ok(Some(n)) if n > 0 => u32::try_from(n).unwrap_or(1),
-        _ => 1,
-    }
-}
-
-fn local_port(addr: &SockaddrStorage) -> u16 {
-    match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
-        (Some(v4), _) => v4.port(),
-        (_, Some(v6)) => v6.port(),
-        _ => 0,
+/// What epoll reported for the client whose token (its descriptor) is
+/// `token`: echo() reads and writes; then what epoll watches for the client
+/// follows its state, or the client is gone and leaves the interest list
+/// and the table.
+fn serve(
+    epoll: &Epoll,
+    clients: &mut [Option<Client>],
+    token: u64,
+    events: EpollFlags,
+    buf: &mut [u8],
+    tag: &str,
+) {
+    let Some(slot) = clients.get_mut(token as usize) else {
+        return;
+    };
+    let Some(client) = slot.as_mut() else {
+        return;
+    };
+    if echo(client, events, buf) {
+        // Backpressure: stop reading a client whose echo piles up, and wait
+        // for room to write only while something waits to be sent; each
+        // change is one epoll_ctl(2) call, none when nothing changes.
+        let mut wanted = EpollFlags::empty();
+        if !client.eof && client.pending.len() < MAX_PENDING {
+            wanted |= EpollFlags::EPOLLIN;
+        }
+        if !client.pending.is_empty() {
+            wanted |= EpollFlags::EPOLLOUT;
+        }
+        if wanted != client.interest {
+            let mut event = EpollEvent::new(wanted, token);
+            match epoll.modify(&client.fd, &mut event) {
+                Ok(()) => client.interest = wanted,
+                Err(err) => warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err)),
+            }
+        }
+    } else if let Some(client) = slot.take() {
+        // close(2) would drop it from the interest list too, but only once
+        // no other descriptor refers to the socket (epoll(7)).
+        if let Err(err) = epoll.delete(&client.fd) {
+            warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err));
+        }
+        log!("{tag}{} disconnected", client.peer);
+        if let Err(err) = close(client.fd) {
+            warn!("{tag}close {}: {}", client.peer, reason(&err));
+        }
     }
 }
 
 /// Reads and writes what epoll reported for one client. Returns false when
 /// the client is gone and must be removed.
-fn serve(client: &mut Client, events: EpollFlags, buf: &mut [u8]) -> bool {
+fn echo(client: &mut Client, events: EpollFlags, buf: &mut [u8]) -> bool {
     // EPOLLHUP and EPOLLERR come whether asked for or not (epoll_ctl(2)).
     let trouble = EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
     if events.intersects(EpollFlags::EPOLLIN | trouble)
@@ -384,6 +410,7 @@ fn serve(client: &mut Client, events: EpollFlags, buf: &mut [u8]) -> bool {
         && client.pending.len() < MAX_PENDING
     {
         match read(&client.fd, buf) {
+            // The client shut down its side; it may still read its echo.
             Ok(0) => client.eof = true,
             Ok(n) => client.pending.extend_from_slice(&buf[..n]),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
