@@ -187,7 +187,10 @@ fn a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on(twin: Twin) {
     assert_eq!(pids[0], parent, "worker 0 is the process we started");
 
     kill(Pid::from_raw(pids[1]), Signal::SIGKILL).expect("kill worker 1");
-    server.expect(&format!("worker 1 (pid {}) killed by SIGKILL", pids[1]));
+    server.expect(&format!(
+        "worker 1 (pid {}) killed by signal 9 (Killed)",
+        pids[1]
+    ));
     // Reaped: gone from /proc, not left a zombie (Z) child of worker 0.
     assert_eq!(zombies(parent), 0, "{:?}", children_states(parent));
     assert_eq!(children_states(parent), []);

@@ -29,7 +29,7 @@ use nix::unistd::{
 };
 use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, signal_text, warn};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--workers N]
@@ -337,7 +337,10 @@ fn reap_workers(deaths: Option<&SignalFd>, children: &[Pid]) {
     loop {
         let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, status)) => (pid, format!("exited (status {status})")),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, format!("killed by {signal}")),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                let text = signal_text(signal); // strsignal(3)'s words, as the C twin's
+                (pid, format!("killed by signal {} ({text})", signal as i32))
+            }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
             Ok(_) => continue, // stopped or continued: still a worker of ours
             Err(Errno::EINTR) => continue,
