@@ -16,6 +16,7 @@ pub mod io;
 pub mod irc;
 pub mod limits;
 pub mod lines;
+pub mod pause;
 pub mod rate;
 pub mod spare;
 
