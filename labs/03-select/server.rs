@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -17,9 +17,9 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept, bind, getpeername,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::sys::time::{TimeVal, TimeValLike};
 use nix::unistd::{close, read, write};
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn};
+use socket_labs::pause::AcceptPause;
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR]
@@ -39,10 +39,10 @@ const HIGH_WATER: usize = 64 * 1024;
 /// output never exceeds HIGH_WATER + READ_SIZE.
 const READ_SIZE: usize = 16 * 1024;
 /// How long accepting stays paused after accept(2) ran out of descriptors,
-/// unless a client leaves first.
+/// unless a client leaves first (src/pause.rs).
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
-/// One connected client: what a C server keeps in parallel arrays.
+/// One connected client (in the C twin, an entry of client[]).
 struct Client {
     fd: OwnedFd,
     peer: SockaddrStorage,
@@ -51,6 +51,17 @@ struct Client {
     /// The client has shut down its side (read returned 0): close it once
     /// `pending` is sent, so that a half-closing client gets all its echo.
     eof: bool,
+}
+
+impl Client {
+    fn new(fd: OwnedFd, peer: SockaddrStorage) -> Client {
+        Client {
+            fd,
+            peer,
+            pending: Vec::new(),
+            eof: false,
+        }
+    }
 }
 
 fn main() {
@@ -69,7 +80,7 @@ fn main() {
     let listener = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
     // The listener goes in an fd_set too (see FD_SETSIZE below).
     if listener.as_raw_fd() >= FD_SETSIZE as RawFd {
-        socket_labs::die("socket", addr, &Errno::EMFILE);
+        die("socket", addr, &Errno::EMFILE);
     }
     // Without SO_REUSEADDR, bind(2) fails with EADDRINUSE for a minute after a
     // restart, while the last run's connections sit in TIME_WAIT (socket(7)).
@@ -77,46 +88,30 @@ fn main() {
     bind(listener.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
     // A burst of clients waits here between two turns of the loop (listen(2)).
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
-    // The listener is non-blocking so that accept(2) can be called until it
-    // fails with EAGAIN (the backlog is empty), and so that a client that
-    // resets between select(2) and accept(2) cannot leave us blocked in
-    // accept while every other client waits.
-    let flags = fcntl(&listener, FcntlArg::F_GETFL).or_die("fcntl", addr);
-    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(&listener, FcntlArg::F_SETFL(flags)).or_die("fcntl", addr);
+    // Non-blocking: accept(2) is called until EAGAIN (the backlog is empty),
+    // and a client that resets before we accept cannot leave us blocked.
+    set_nonblocking(&listener).or_die("fcntl", addr);
     // With port 0 the kernel chose the port: getsockname(2) tells which.
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
     log!("listening on {local}");
 
     let mut clients: Vec<Client> = Vec::new();
-    // What select(2) said about clients[i] (readable, writable), copied out
-    // of the sets: they borrow the clients' descriptors, and while they live
-    // no client can be added or removed.
-    let mut ready: Vec<(bool, bool)> = Vec::new();
+    let mut ready: Vec<(bool, bool)> = Vec::new(); // clients[i]: readable, writable
     let mut buf = [0u8; READ_SIZE];
-    // When accept(2) last ran out of descriptors (EMFILE): until a client
-    // leaves or ACCEPT_PAUSE passes, the listener stays out of the read set.
-    let mut paused_since: Option<Instant> = None;
-    // Whether this shortage of descriptors has been reported: once, not once
-    // per turn. It ends when the backlog is empty.
-    let mut shortage_reported = false;
-
+    let mut pause = AcceptPause::new(ACCEPT_PAUSE); // when out of descriptors
     loop {
-        let accepting = paused_since.is_none_or(|since| since.elapsed() >= ACCEPT_PAUSE);
+        // select(2) overwrites the sets with its answer: they are built every
+        // turn, and dropped (they borrow the clients) before one comes or goes.
         let listener_ready = {
-            // select(2) overwrites the sets with the descriptors that are
-            // ready: they are built again, from the client table, every turn.
             let mut readfds = FdSet::new();
             let mut writefds = FdSet::new();
             let mut maxfd = listener.as_raw_fd();
-            if accepting {
+            if pause.accepting() {
                 readfds.insert(listener.as_fd());
             }
             for c in &clients {
-                // Backpressure: while a client has more than HIGH_WATER of
-                // echo it has not read, read nothing more from it; its
-                // unread data waits in the kernel's buffers, and TCP flow
-                // control stops it sending.
+                // Backpressure: a client with more than HIGH_WATER of unread
+                // echo is not read from; TCP flow control stops it sending.
                 if !c.eof && c.pending.len() <= HIGH_WATER {
                     readfds.insert(c.fd.as_fd());
                 }
@@ -125,157 +120,142 @@ fn main() {
                 }
                 maxfd = maxfd.max(c.fd.as_raw_fd());
             }
-            // While accepting is paused, wake up anyway to try again: with
-            // ENFILE the descriptors may be freed by another process.
-            let mut timeout = TimeVal::milliseconds(ACCEPT_PAUSE.as_millis() as i64);
-            loop {
-                let timeout = if accepting { None } else { Some(&mut timeout) };
-                // nfds is the highest descriptor plus one, not a count: the
-                // kernel looks at descriptors 0 to nfds-1 of each set (select(2)).
-                match select(maxfd + 1, &mut readfds, &mut writefds, None, timeout) {
-                    Ok(_) => break,
-                    // A signal interrupted the wait; the sets are unchanged.
-                    Err(Errno::EINTR) => continue,
-                    Err(err) => socket_labs::die("select", local, &err),
-                }
+            // Not a count: the kernel looks at descriptors 0 to nfds-1.
+            let nfds = maxfd + 1;
+            // Paused, wake up after ACCEPT_PAUSE anyway to try accept(2) again.
+            let mut timeout = pause.timeout();
+            match select(nfds, &mut readfds, &mut writefds, None, timeout.as_mut()) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue, // a signal came: ask again
+                Err(err) => die("select", local, &err),
             }
+            let answer = |fd| (readfds.contains(fd), writefds.contains(fd));
             ready.clear();
-            ready.extend(clients.iter().map(|c| {
-                let fd = c.fd.as_fd();
-                (readfds.contains(fd), writefds.contains(fd))
-            }));
-            accepting && readfds.contains(listener.as_fd())
-        }; // The sets are gone: clients may be added and removed again.
+            ready.extend(clients.iter().map(|c| answer(c.fd.as_fd())));
+            readfds.contains(listener.as_fd())
+        };
 
+        // Accept every connection waiting in the backlog, not just one: with
+        // one accept per turn a burst of clients waits turn after turn.
         if listener_ready {
-            // Accept every connection waiting in the backlog, not just one:
-            // with one accept per turn a burst of clients waits turn after turn.
             loop {
                 let fd = match accept(listener.as_raw_fd()) {
                     Ok(fd) => fd,
                     Err(Errno::EAGAIN) => {
-                        shortage_reported = false; // nobody waits for a descriptor any more
+                        pause.backlog_empty(); // nobody waits for a descriptor any more
                         break;
                     }
-                    // The client gave up while it waited in the backlog, or a
-                    // signal interrupted us: try the next one (accept(2)).
+                    // The client gave up in the backlog, or a signal came (accept(2)).
                     Err(Errno::ECONNABORTED | Errno::EINTR) => continue,
+                    // The listener stays readable: watched, it would spin select(2).
                     Err(err @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                        // The connection stays in the backlog and the
-                        // listener stays readable: watching it now would
-                        // make select(2) return at once, for ever, at 100%
-                        // CPU. Stop watching it for a while.
-                        if !shortage_reported {
-                            warn!(
-                                "accept {local}: {}; new clients wait in the backlog",
-                                reason(&err)
-                            );
-                            shortage_reported = true;
-                        }
-                        paused_since = Some(Instant::now());
+                        pause.start(local, err);
                         break;
                     }
-                    Err(err) => socket_labs::die("accept", local, &err),
+                    Err(err) => die("accept", local, &err),
                 };
-                // SAFETY: accept(2) just returned this descriptor and nothing
-                // else owns it. nix 0.31's accept returns a bare RawFd: owning
-                // it at once means no path can forget to close it.
-                let conn = unsafe { OwnedFd::from_raw_fd(fd) };
-                let peer: SockaddrStorage = match getpeername(fd) {
-                    Ok(peer) => peer,
-                    Err(err) => {
-                        // ENOTCONN: the client reset before we looked.
-                        warn!("getpeername {local}: {}", reason(&err));
-                        continue;
-                    }
+                let Some((conn, peer)) = take_connection(fd, local) else {
+                    continue;
                 };
-                // An fd_set is a bitmap of FD_SETSIZE bits (select(2)): a
-                // higher descriptor cannot be watched. C's FD_SET would write
-                // past the end of the set; nix's FdSet::insert panics.
+                // An fd_set is a bitmap of FD_SETSIZE bits: a higher descriptor
+                // cannot be watched (C's FD_SET writes past the set's end).
                 if fd >= FD_SETSIZE as RawFd {
                     log!("refusing {peer}: fd {fd} >= FD_SETSIZE (select limit)");
-                    if let Err(err) = close(conn) {
-                        warn!("close {peer}: {}", reason(&err));
-                    }
-                    continue;
+                    continue; // dropping conn closes it
                 }
-                // A blocking write(2) to a client that does not read would
-                // stop the whole server once that client's buffers are full.
-                // On Linux, accept(2) does not pass O_NONBLOCK on from the
-                // listener: set it on every connection.
-                let nonblocking = fcntl(&conn, FcntlArg::F_GETFL).and_then(|flags| {
-                    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-                    fcntl(&conn, FcntlArg::F_SETFL(flags))
-                });
-                if let Err(err) = nonblocking {
+                // Not inherited from the listener (accept(2)): a blocking write(2)
+                // to a client that does not read would stop the whole server.
+                if let Err(err) = set_nonblocking(&conn) {
                     warn!("fcntl {peer}: {}", reason(&err));
                     continue;
                 }
                 log!("connection from {peer}");
-                clients.push(Client {
-                    fd: conn,
-                    peer,
-                    pending: Vec::new(),
-                    eof: false,
-                });
+                clients.push(Client::new(conn, peer));
             }
         }
 
         // Backwards, so that swap_remove(i) only moves into slot i a client
-        // already handled this turn, or one just accepted (not in `ready`).
-        for i in (0..ready.len()).rev() {
-            let (readable, writable) = ready[i];
-            if !readable && !writable {
-                continue;
-            }
-            let c = &mut clients[i];
-            let mut gone = false;
-            if readable {
-                // One read(2) per turn: a client that sends a lot gets its
-                // turn like the others, and its pending output stays bounded.
-                match read(&c.fd, &mut buf) {
-                    Ok(0) => c.eof = true, // it shut down its side; its echo still goes out
-                    Ok(n) => c.pending.extend_from_slice(&buf[..n]),
-                    // Readiness can be spurious (select(2), BUGS); a signal
-                    // may interrupt: either way, next turn.
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(err) => {
-                        // ECONNRESET: the client reset the connection.
-                        warn!("read {}: {}", c.peer, reason(&err));
-                        gone = true;
-                    }
-                }
-            }
-            // Either select(2) said there is room, or we just read an echo to
-            // send: try at once, and most echoes go out without another turn.
-            if !gone && !c.pending.is_empty() {
-                match write(&c.fd, &c.pending) {
-                    // Possibly a partial write: the rest waits for room.
-                    Ok(n) => drop(c.pending.drain(..n)),
-                    // The send buffer is full: select(2) will say when it is not.
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(err) => {
-                        // EPIPE or ECONNRESET: the client is gone. Rust ignores
-                        // SIGPIPE, so write(2) returns EPIPE instead of killing us.
-                        warn!("write {}: {}", c.peer, reason(&err));
-                        gone = true;
-                    }
-                }
-                if c.pending.is_empty() {
-                    // A client that has caught up gives back what its backlog took.
-                    c.pending.shrink_to(READ_SIZE);
-                }
-            }
-            if gone || (c.eof && c.pending.is_empty()) {
-                let c = clients.swap_remove(i);
-                log!("{} disconnected", c.peer);
-                // close(2) sends our FIN (or a RST if unread data remains).
-                if let Err(err) = close(c.fd) {
-                    warn!("close {}: {}", c.peer, reason(&err));
-                }
-                // A descriptor is free: a paused accept(2) may succeed now.
-                paused_since = None;
+        // already served this turn, or one just accepted (not in `ready`).
+        for (i, &(readable, writable)) in ready.iter().enumerate().rev() {
+            if (readable || writable) && !serve(&mut clients[i], readable, &mut buf) {
+                disconnect(clients.swap_remove(i));
+                pause.end(); // a descriptor is free: accept(2) may succeed now
             }
         }
     }
+}
+
+/// Serves a client that select(2) reported ready: one read(2) if it is
+/// readable, then a write(2) of what is pending. Returns false when the
+/// client is gone, or has shut down its side and has all its echo.
+fn serve(c: &mut Client, readable: bool, buf: &mut [u8]) -> bool {
+    if readable {
+        // One read(2) per turn: a client that sends a lot gets its turn
+        // like the others, and its pending output stays bounded.
+        match read(&c.fd, buf) {
+            Ok(0) => c.eof = true, // it shut down its side; its echo still goes out
+            Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+            // Readiness can be spurious (select(2), BUGS); a signal may
+            // interrupt: either way, next turn.
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(err) => {
+                // ECONNRESET: the client reset the connection.
+                warn!("read {}: {}", c.peer, reason(&err));
+                return false;
+            }
+        }
+    }
+    // Either select(2) said there is room, or we just read an echo to
+    // send: try at once, and most echoes go out without another turn.
+    if !c.pending.is_empty() {
+        match write(&c.fd, &c.pending) {
+            // Possibly a partial write: the rest waits for room.
+            Ok(n) => drop(c.pending.drain(..n)),
+            // The send buffer is full: select(2) will say when it is not.
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(err) => {
+                // EPIPE or ECONNRESET: the client is gone. Rust ignores
+                // SIGPIPE, so write(2) returns EPIPE instead of killing us.
+                warn!("write {}: {}", c.peer, reason(&err));
+                return false;
+            }
+        }
+        if c.pending.is_empty() {
+            // A client that has caught up gives back what its backlog took.
+            c.pending.shrink_to(READ_SIZE);
+        }
+    }
+    !(c.eof && c.pending.is_empty())
+}
+
+/// Logs the client's departure and closes its socket: close(2) sends our
+/// FIN (or a RST if unread data remains).
+fn disconnect(c: Client) {
+    log!("{} disconnected", c.peer);
+    if let Err(err) = close(c.fd) {
+        warn!("close {}: {}", c.peer, reason(&err));
+    }
+}
+
+/// The connection accept(2) returned, owned (closed when dropped, on every
+/// path), and the client's address: C has it from accept(2), nix's accept
+/// returns the descriptor alone, so getpeername(2) asks. None, said on
+/// stderr, if the client has reset already (ENOTCONN).
+fn take_connection(fd: RawFd, local: SockaddrStorage) -> Option<(OwnedFd, SockaddrStorage)> {
+    // SAFETY: accept(2) just returned this descriptor and nothing else owns it.
+    let conn = unsafe { OwnedFd::from_raw_fd(fd) };
+    match getpeername(fd) {
+        Ok(peer) => Some((conn, peer)),
+        Err(err) => {
+            warn!("getpeername {local}: {}", reason(&err));
+            None
+        }
+    }
+}
+
+/// fcntl(2): F_GETFL, then F_SETFL with O_NONBLOCK added.
+fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map(drop)
 }
