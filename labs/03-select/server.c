@@ -1,39 +1,26 @@
 /*
- * Lab 03: one process serves every client, with select(2), in C (the twin
- * of server.rs).
+ * Lab 03: one process serves every client with select(2) (UNP's
+ * tcpservselect01, figures 6.21-6.22; Beej's selectserver.c).
  *
  * socket -> setsockopt(SO_REUSEADDR) -> bind -> listen -> fcntl(O_NONBLOCK)
- * -> loop { build the read and write sets -> select -> accept until EAGAIN
+ * -> loop { rset = allset, wset = allwset -> select -> accept until EAGAIN
  * -> read from the readable clients -> write their echo -> close those gone }.
  * Every socket is non-blocking: the one process must never wait for one
- * client while others are ready.
+ * client while others are ready. Unlike tcpservselect01, a client that
+ * sends without reading its echo is taken out of allset (backpressure).
  *
- * Build: make c (or: cc -Wall -Wextra -O2 -o server-c server.c)
+ * Build: make, or by hand in this folder:
+ *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/labs.c
  * Run:   ./server-c [PORT] [--bind ADDR]
- *
- * Same arguments, messages and system calls as ./server (server.rs):
- * `make trace LAB=03-select` shows the two side by side.
  */
+#include "labs.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/select.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
-
-#define SYNOPSIS "usage: server [PORT] [--bind ADDR]"
 
 static const char usage[] =
-    SYNOPSIS "\n"
+    "usage: server [PORT] [--bind ADDR]\n"
     "\n"
     "Lab 03: echo server in one process with select(2). Serves every client at\n"
     "once; a client that sends without reading its echo is throttled, never waited for.\n"
@@ -42,474 +29,285 @@ static const char usage[] =
     "  --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
     "  --help       print this help\n";
 
-#define DEFAULT_PORT 4242
-#define ADDR_TEXT 80 /* room for "[" IPv6 "%" scope "]:" port */
-
 /* Above this much unsent echo, the server stops reading from a client until
  * the client has read some of it: backpressure. */
 #define HIGH_WATER (64 * 1024)
-/* At most this much is read from one client per turn, so that its pending
- * output never exceeds HIGH_WATER + READ_SIZE. */
+/* At most this much is read from a client per turn: its pending echo never
+ * exceeds HIGH_WATER + READ_SIZE. */
 #define READ_SIZE (16 * 1024)
 /* How long accepting stays paused after accept(2) ran out of descriptors,
  * unless a client leaves first (seconds). */
 #define ACCEPT_PAUSE 1
 
-/* One connected client. Every descriptor the table holds is below
- * FD_SETSIZE (others are refused), so FD_SETSIZE entries are enough. */
+/* One connected client; fd -1: a free entry. Every descriptor watched is
+ * below FD_SETSIZE (others are refused), so FD_SETSIZE entries are enough. */
 struct client {
     int fd;
     char peer[ADDR_TEXT];
-    /* Echo that write(2) could not take yet: the socket's send buffer was
-     * full. len bytes are used of cap allocated. */
-    char *pending;
-    size_t len, cap;
-    /* The client has shut down its side (read returned 0): close it once
-     * pending is sent, so that a half-closing client gets all its echo. */
-    int eof;
+    char *pending; /* echo that write(2) could not take yet: len bytes */
+    size_t len;
+    int eof; /* it shut down its side: close it once pending is sent */
 };
+static struct client client[FD_SETSIZE];
 
-static struct client clients[FD_SETSIZE];
-static int nclients;
-/* What select(2) said about clients[i], copied out of the sets. */
-static struct {
-    int readable, writable;
-} ready[FD_SETSIZE];
+/* The accept pause (the sheet says why): after accept(2) ran out of
+ * descriptors, the listener leaves allset until a client leaves or
+ * ACCEPT_PAUSE seconds pass. */
+static int paused;
+static struct timespec paused_at; /* CLOCK_MONOTONIC: it never jumps */
 
-static void append(struct client *c, const char *data, size_t n);
-static void remove_client(int i);
-static double seconds_since(const struct timespec *since);
-static _Noreturn void die(const char *call, const char *what);
-static const char *addr_text(const struct sockaddr_storage *ss, char *out);
-static void read_args(int argc, char **argv);
-static const char *take_value(const char *name, const char *what);
-static unsigned long take_port(void);
-static void finish_args(void);
-static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static socklen_t parse_ip(const char *text, struct sockaddr_storage *ss);
-static void set_port(struct sockaddr_storage *ss, unsigned long port);
-
-int main(int argc, char **argv)
+static void pause_accept(int listenfd, fd_set *allset)
 {
-    /* stdout is a pipe when a test or a script reads our log: flush each
-     * line as it is printed, not when a 4 KiB buffer fills (setvbuf(3)). */
-    setvbuf(stdout, NULL, _IOLBF, 0);
-
-    /* Each option is checked as it is taken, in this order, as server.rs
-     * does: the same mistakes get the same message. */
-    read_args(argc, argv);
-    const char *bind_text = take_value("--bind", "ADDR");
-    struct sockaddr_storage addr;
-    socklen_t addrlen = parse_ip(bind_text ? bind_text : "0.0.0.0", &addr);
-    set_port(&addr, take_port());
-    finish_args();
-
-    char addr_str[ADDR_TEXT];
-    addr_text(&addr, addr_str);
-
-    /* A write(2) to a connection the client has reset raises SIGPIPE, whose
-     * default action kills the whole server, every client with it
-     * (signal(7)). Ignored, write(2) fails with EPIPE instead; Rust's
-     * runtime does this before main. */
-    signal(SIGPIPE, SIG_IGN);
-
-    /* Protocol 0: the default for a stream socket, TCP (socket(2)). */
-    int listener = socket(addr.ss_family, SOCK_STREAM, 0);
-    if (listener < 0)
-        die("socket", addr_str);
-    /* The listener goes in an fd_set too (see FD_SETSIZE below). */
-    if (listener >= FD_SETSIZE) {
-        errno = EMFILE;
-        die("socket", addr_str);
-    }
-    /* Without SO_REUSEADDR, bind(2) fails with EADDRINUSE for a minute after
-     * a restart, while the last run's connections sit in TIME_WAIT (socket(7)). */
-    int one = 1;
-    if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        die("setsockopt", addr_str);
-    if (bind(listener, (struct sockaddr *)&addr, addrlen) < 0)
-        die("bind", addr_str);
-    /* A burst of clients waits here between two turns of the loop (listen(2)). */
-    if (listen(listener, SOMAXCONN) < 0)
-        die("listen", addr_str);
-    /* The listener is non-blocking so that accept(2) can be called until it
-     * fails with EAGAIN (the backlog is empty), and so that a client that
-     * resets between select(2) and accept(2) cannot leave us blocked in
-     * accept while every other client waits. */
-    int flags = fcntl(listener, F_GETFL);
-    if (flags < 0 || fcntl(listener, F_SETFL, flags | O_NONBLOCK) < 0)
-        die("fcntl", addr_str);
-    /* With port 0 the kernel chose the port: getsockname(2) tells which. */
-    struct sockaddr_storage local;
-    socklen_t len = sizeof local;
-    if (getsockname(listener, (struct sockaddr *)&local, &len) < 0)
-        die("getsockname", addr_str);
-    char local_str[ADDR_TEXT];
-    printf("listening on %s\n", addr_text(&local, local_str));
-
-    static char buf[READ_SIZE];
-    /* When accept(2) last ran out of descriptors (EMFILE): until a client
-     * leaves or ACCEPT_PAUSE passes, the listener stays out of the read set. */
-    int paused = 0;
-    struct timespec paused_since = { 0, 0 };
-    /* Whether this shortage of descriptors has been reported: once, not once
-     * per turn. It ends when the backlog is empty. */
-    int shortage_reported = 0;
-
-    for (;;) {
-        int accepting = !paused || seconds_since(&paused_since) >= ACCEPT_PAUSE;
-        /* select(2) overwrites the sets with the descriptors that are ready:
-         * they are built again, from the client table, every turn. */
-        fd_set readfds, writefds;
-        FD_ZERO(&readfds);
-        FD_ZERO(&writefds);
-        int maxfd = listener;
-        if (accepting)
-            FD_SET(listener, &readfds);
-        for (int i = 0; i < nclients; i++) {
-            struct client *c = &clients[i];
-            /* Backpressure: while a client has more than HIGH_WATER of echo
-             * it has not read, read nothing more from it; its unread data
-             * waits in the kernel's buffers, and TCP flow control stops it
-             * sending. */
-            if (!c->eof && c->len <= HIGH_WATER)
-                FD_SET(c->fd, &readfds);
-            if (c->len > 0)
-                FD_SET(c->fd, &writefds);
-            if (c->fd > maxfd)
-                maxfd = c->fd;
-        }
-        /* While accepting is paused, wake up anyway to try again: with
-         * ENFILE the descriptors may be freed by another process. */
-        struct timeval timeout = { .tv_sec = ACCEPT_PAUSE, .tv_usec = 0 };
-        /* nfds is the highest descriptor plus one, not a count: the kernel
-         * looks at descriptors 0 to nfds-1 of each set (select(2)). */
-        while (select(maxfd + 1, &readfds, &writefds, NULL, accepting ? NULL : &timeout) < 0) {
-            /* A signal interrupted the wait; the sets are unchanged. */
-            if (errno != EINTR)
-                die("select", local_str);
-        }
-        /* Copied out of the sets: the table changes below (accept, close). */
-        int nready = nclients;
-        for (int i = 0; i < nready; i++) {
-            ready[i].readable = FD_ISSET(clients[i].fd, &readfds);
-            ready[i].writable = FD_ISSET(clients[i].fd, &writefds);
-        }
-
-        if (accepting && FD_ISSET(listener, &readfds)) {
-            /* Accept every connection waiting in the backlog, not just one:
-             * with one accept per turn a burst of clients waits turn after turn. */
-            for (;;) {
-                /* NULL, NULL: we ask for the client's address with
-                 * getpeername(2) below, as the Rust server does. */
-                int fd = accept(listener, NULL, NULL);
-                if (fd < 0) {
-                    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        shortage_reported = 0; /* nobody waits for a descriptor any more */
-                        break;
-                    }
-                    /* The client gave up while it waited in the backlog, or a
-                     * signal interrupted us: try the next one (accept(2)). */
-                    if (errno == ECONNABORTED || errno == EINTR)
-                        continue;
-                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                        errno == ENOMEM) {
-                        /* The connection stays in the backlog and the listener
-                         * stays readable: watching it now would make select(2)
-                         * return at once, for ever, at 100% CPU. Stop watching
-                         * it for a while. */
-                        if (!shortage_reported) {
-                            fprintf(stderr, "accept %s: %s; new clients wait in the backlog\n",
-                                    local_str, strerror(errno));
-                            shortage_reported = 1;
-                        }
-                        paused = 1;
-                        clock_gettime(CLOCK_MONOTONIC, &paused_since);
-                        break;
-                    }
-                    die("accept", local_str);
-                }
-                struct sockaddr_storage peer;
-                len = sizeof peer;
-                if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
-                    /* ENOTCONN: the client reset before we looked. */
-                    fprintf(stderr, "getpeername %s: %s\n", local_str, strerror(errno));
-                    close(fd);
-                    continue;
-                }
-                char peer_str[ADDR_TEXT];
-                addr_text(&peer, peer_str);
-                /* An fd_set is a bitmap of FD_SETSIZE bits (select(2)): a
-                 * higher descriptor cannot be watched. FD_SET(fd, &set) would
-                 * write past the end of the set, onto whatever lies next to it. */
-                if (fd >= FD_SETSIZE) {
-                    printf("refusing %s: fd %d >= FD_SETSIZE (select limit)\n", peer_str, fd);
-                    if (close(fd) < 0)
-                        fprintf(stderr, "close %s: %s\n", peer_str, strerror(errno));
-                    continue;
-                }
-                /* A blocking write(2) to a client that does not read would
-                 * stop the whole server once that client's buffers are full.
-                 * On Linux, accept(2) does not pass O_NONBLOCK on from the
-                 * listener: set it on every connection. */
-                flags = fcntl(fd, F_GETFL);
-                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-                    fprintf(stderr, "fcntl %s: %s\n", peer_str, strerror(errno));
-                    close(fd);
-                    continue;
-                }
-                printf("connection from %s\n", peer_str);
-                struct client *c = &clients[nclients++];
-                memset(c, 0, sizeof *c);
-                c->fd = fd;
-                strcpy(c->peer, peer_str);
-            }
-        }
-
-        /* Backwards, so that remove_client(i), which moves the last client
-         * into slot i, only moves there a client already handled this turn,
-         * or one just accepted (not in ready[]). */
-        for (int i = nready - 1; i >= 0; i--) {
-            if (!ready[i].readable && !ready[i].writable)
-                continue;
-            struct client *c = &clients[i];
-            int gone = 0;
-            if (ready[i].readable) {
-                /* One read(2) per turn: a client that sends a lot gets its
-                 * turn like the others, and its pending output stays bounded. */
-                ssize_t n = read(c->fd, buf, sizeof buf);
-                if (n == 0) {
-                    c->eof = 1; /* it shut down its side; its echo still goes out */
-                } else if (n > 0) {
-                    append(c, buf, (size_t)n);
-                } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                    /* Readiness can be spurious (select(2), BUGS); a signal may
-                     * interrupt: either way, next turn. Anything else, such as
-                     * ECONNRESET, means the client is gone. */
-                    fprintf(stderr, "read %s: %s\n", c->peer, strerror(errno));
-                    gone = 1;
-                }
-            }
-            /* Either select(2) said there is room, or we just read an echo to
-             * send: try at once, and most echoes go out without another turn. */
-            if (!gone && c->len > 0) {
-                ssize_t n = write(c->fd, c->pending, c->len);
-                if (n >= 0) {
-                    /* Possibly a partial write: the rest waits for room. */
-                    memmove(c->pending, c->pending + n, c->len - (size_t)n);
-                    c->len -= (size_t)n;
-                } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                    /* EPIPE or ECONNRESET: the client is gone (SIGPIPE is
-                     * ignored, so write(2) returns EPIPE instead of killing us).
-                     * EAGAIN: the send buffer is full; select(2) will say
-                     * when it is not. */
-                    fprintf(stderr, "write %s: %s\n", c->peer, strerror(errno));
-                    gone = 1;
-                }
-                if (c->len == 0 && c->cap > READ_SIZE) {
-                    /* A client that has caught up gives back what its backlog took. */
-                    char *smaller = realloc(c->pending, READ_SIZE);
-                    if (smaller != NULL) {
-                        c->pending = smaller;
-                        c->cap = READ_SIZE;
-                    }
-                }
-            }
-            if (gone || (c->eof && c->len == 0)) {
-                remove_client(i);
-                /* A descriptor is free: a paused accept(2) may succeed now. */
-                paused = 0;
-            }
-        }
-    }
+    paused = 1;
+    clock_gettime(CLOCK_MONOTONIC, &paused_at);
+    FD_CLR(listenfd, allset);
 }
 
-/* Appends n bytes to c's pending echo, growing it as needed (at most
- * HIGH_WATER + READ_SIZE: nothing is read from a client above HIGH_WATER). */
-static void append(struct client *c, const char *data, size_t n)
+static void resume_accept(int listenfd, fd_set *allset)
 {
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap * 2 > c->len + n ? c->cap * 2 : c->len + n;
-        char *bigger = realloc(c->pending, cap);
-        if (bigger == NULL) {
-            fprintf(stderr, "realloc: %s\n", strerror(errno));
-            exit(1);
-        }
-        c->pending = bigger;
-        c->cap = cap;
-    }
-    memcpy(c->pending + c->len, data, n);
-    c->len += n;
+    paused = 0;
+    FD_SET(listenfd, allset);
 }
 
-/* Logs the departure of clients[i], closes it and fills its slot with the
- * last client. */
-static void remove_client(int i)
-{
-    struct client *c = &clients[i];
-    printf("%s disconnected\n", c->peer);
-    /* close(2) sends our FIN (or a RST if unread data remains). */
-    if (close(c->fd) < 0)
-        fprintf(stderr, "close %s: %s\n", c->peer, strerror(errno));
-    free(c->pending);
-    clients[i] = clients[--nclients];
-}
-
-/* Seconds since a time on the clock that never jumps (CLOCK_MONOTONIC). */
-static double seconds_since(const struct timespec *since)
+static int pause_over(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+    return now.tv_sec - paused_at.tv_sec > ACCEPT_PAUSE ||
+           (now.tv_sec - paused_at.tv_sec == ACCEPT_PAUSE && now.tv_nsec >= paused_at.tv_nsec);
 }
 
-/* `call ADDR: reason` on stderr and exit 1, as perror(3) would say it. */
-static void die(const char *call, const char *what)
+/* fcntl(2): F_GETFL, then F_SETFL with O_NONBLOCK added. */
+static int set_nonblocking(int fd)
 {
-    int err = errno; /* fprintf may change errno */
-    fprintf(stderr, "%s %s: %s\n", call, what, strerror(err));
-    exit(1);
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* ADDR as every lab prints it: 127.0.0.1:4242, [::1]:4242 (inet_ntop(3)). */
-static const char *addr_text(const struct sockaddr_storage *ss, char *out)
+/* Serves a client that select(2) reported ready: one read(2) if it is
+ * readable, then a write(2) of what is pending. Returns 0 when the client
+ * is gone, or has shut down its side and has all its echo. */
+static int serve(struct client *c, int readable)
 {
-    char ip[INET6_ADDRSTRLEN];
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        if (in6->sin6_scope_id != 0)
-            snprintf(out, ADDR_TEXT, "[%s%%%u]:%u", ip, (unsigned)in6->sin6_scope_id,
-                     ntohs(in6->sin6_port));
-        else
-            snprintf(out, ADDR_TEXT, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    } else {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        snprintf(out, ADDR_TEXT, "%s:%u", ip, ntohs(in->sin_port));
-    }
-    return out;
-}
+    ssize_t n;
 
-/*
- * The command line, read as every lab reads it (src/cli.rs): --help anywhere
- * prints the usage; options are taken out first, wherever they stand; then
- * the positional arguments in order; anything left over is an error. A bad
- * argument prints what is wrong and the synopsis on stderr, and exits 2.
- */
-static char **args; /* the arguments not taken yet */
-static int nargs;
-
-static void read_args(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            exit(0);
+    if (readable && c->len <= HIGH_WATER) { /* allset asks only then */
+        /* One read(2) per turn: a client that sends a lot gets its turn
+         * like the others, and its pending echo stays bounded. */
+        if ((n = read(c->fd, c->pending + c->len, READ_SIZE)) == 0) {
+            c->eof = 1; /* its echo still goes out */
+        } else if (n > 0) {
+            c->len += (size_t)n;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /* EAGAIN: readiness can be spurious (select(2), BUGS). Anything
+             * else, such as ECONNRESET, means the client is gone. */
+            fprintf(stderr, "read %s: %s\n", c->peer, strerror(errno));
+            return 0;
         }
     }
-    args = argv + 1;
-    nargs = argc - 1;
-}
-
-static void take(int i)
-{
-    memmove(&args[i], &args[i + 1], (size_t)(nargs - i - 1) * sizeof *args);
-    nargs--;
-}
-
-/* `--name VALUE` or `--name=VALUE`: the value, or NULL when absent. */
-static const char *take_value(const char *name, const char *what)
-{
-    size_t len = strlen(name);
-    for (int i = 0; i < nargs; i++) {
-        const char *arg = args[i];
-        if (strncmp(arg, name, len) == 0 && arg[len] == '=') {
-            take(i);
-            return arg + len + 1;
-        }
-        if (strcmp(arg, name) == 0) {
-            take(i);
-            if (i == nargs)
-                usage_error("%s needs a value (%s)", name, what);
-            const char *value = args[i];
-            take(i);
-            return value;
+    /* Either select(2) said there is room, or we just read an echo to send:
+     * try at once, and most echoes go out without another turn. */
+    if (c->len > 0) {
+        if ((n = write(c->fd, c->pending, c->len)) >= 0) {
+            /* Possibly a partial write: the rest waits for room. */
+            memmove(c->pending, c->pending + n, c->len - (size_t)n);
+            c->len -= (size_t)n;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /* EPIPE or ECONNRESET: the client is gone (SIGPIPE is ignored).
+             * EAGAIN: the send buffer is full; select(2) says when it is not. */
+            fprintf(stderr, "write %s: %s\n", c->peer, strerror(errno));
+            return 0;
         }
     }
-    return NULL;
+    return !(c->eof && c->len == 0);
 }
 
-/* A port as Rust's str::parse::<u16> reads one: an optional '+', then
- * decimal digits only, at most 65535. */
-static unsigned long take_port(void)
+int main(int argc, char **argv)
 {
-    if (nargs == 0)
-        return DEFAULT_PORT;
-    const char *text = args[0];
-    if (strlen(text) > 1 && text[0] == '-')
-        usage_error("unknown option '%s'", text);
-    take(0);
-    const char *p = text;
-    if (p[0] == '+' && p[1] != '\0')
-        p++;
-    unsigned long port = 0;
-    int ok = *p != '\0';
-    for (; ok && *p != '\0'; p++) {
-        ok = *p >= '0' && *p <= '9';
-        if (ok) {
-            port = port * 10 + (unsigned long)(*p - '0');
-            ok = port <= 65535;
+    static const struct option longopts[] = {
+        { "bind", required_argument, NULL, 'b' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *bind_ip = NULL;
+    unsigned short port = DEFAULT_PORT;
+    int i, maxi, maxfd, listenfd, connfd, sockfd, nready, opt, readable, writable;
+    fd_set rset, wset, allset, allwset;
+    struct sockaddr_storage servaddr, cliaddr;
+    socklen_t servlen, clilen;
+    char addr[ADDR_TEXT], local[ADDR_TEXT], peer[ADDR_TEXT];
+
+    set_usage(usage);
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'b':
+            if (bind_ip != NULL)
+                usage_error("--bind given twice");
+            bind_ip = optarg;
+            break;
+        case 'h': help();
+        default: bad_usage(); /* getopt_long(3) said what was wrong */
         }
     }
-    if (!ok)
-        usage_error("invalid PORT '%s': a port is a number from 0 to 65535", text);
-    return port;
-}
+    if (optind < argc)
+        port = parse_port(argv[optind++]);
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    servlen = parse_addr(bind_ip ? bind_ip : "0.0.0.0", port, &servaddr);
+    sock_ntop((struct sockaddr *)&servaddr, addr);
 
-static void finish_args(void)
-{
-    if (nargs == 0)
-        return;
-    if (strlen(args[0]) > 1 && args[0][0] == '-')
-        usage_error("unknown option '%s'", args[0]);
-    usage_error("unexpected argument '%s'", args[0]);
-}
+    /* Line-buffered even into a pipe: each event is seen as it happens. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    /* A write(2) to a reset peer raises SIGPIPE, which kills (signal(7));
+     * ignored, write fails with EPIPE. Rust's runtime does this too. */
+    signal(SIGPIPE, SIG_IGN);
 
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n" SYNOPSIS "\n(--help for details)\n", stderr);
-    exit(2);
-}
-
-/* An IPv4 or IPv6 literal into a socket address, its port still 0
- * (inet_pton(3)); returns the address's length, or exits 2 if TEXT is no
- * address. */
-static socklen_t parse_ip(const char *text, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        return sizeof *in;
+    if ((listenfd = socket(servaddr.ss_family, SOCK_STREAM, 0)) < 0)
+        die("socket", addr);
+    /* The listener goes in an fd_set too (see FD_SETSIZE below). */
+    if (listenfd >= FD_SETSIZE) {
+        errno = EMFILE;
+        die("socket", addr);
     }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        return sizeof *in6;
-    }
-    usage_error("invalid ADDR '%s': invalid IP address syntax", text);
-}
+    /* Without SO_REUSEADDR, bind(2) fails with EADDRINUSE for a minute after
+     * a restart, while the last run's connections sit in TIME_WAIT (socket(7)). */
+    int on = 1;
+    if (setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+        die("setsockopt", addr);
+    if (bind(listenfd, (struct sockaddr *)&servaddr, servlen) < 0)
+        die("bind", addr);
+    /* A burst of clients waits here between two turns of the loop (listen(2)). */
+    if (listen(listenfd, SOMAXCONN) < 0)
+        die("listen", addr);
+    /* Non-blocking: accept(2) is called until EAGAIN (the backlog is empty),
+     * and a client that resets before we accept cannot leave us blocked. */
+    if (set_nonblocking(listenfd) < 0)
+        die("fcntl", addr);
+    servlen = sizeof servaddr;
+    if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
+        die("getsockname", addr);
+    printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
-/* The port, in network byte order (htons(3)), where the family keeps it. */
-static void set_port(struct sockaddr_storage *ss, unsigned long port)
-{
-    if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    maxfd = listenfd;
+    maxi = -1; /* highest index in use in client[] */
+    for (i = 0; i < FD_SETSIZE; i++)
+        client[i].fd = -1;
+    /* What select(2) is asked each turn: it overwrites its sets with the
+     * answer, so these masters are copied into rset and wset first. */
+    FD_ZERO(&allset);
+    FD_ZERO(&allwset);
+    FD_SET(listenfd, &allset);
+    int reported = 0; /* this shortage of descriptors is said: once */
+
+    for (;;) {
+        if (paused && pause_over())
+            resume_accept(listenfd, &allset);
+        rset = allset;
+        wset = allwset;
+        /* Paused, wake up after ACCEPT_PAUSE anyway to try accept(2) again:
+         * with ENFILE another process may free descriptors. nfds is not a
+         * count: the kernel looks at descriptors 0 to maxfd of each set. */
+        struct timeval timeout = { ACCEPT_PAUSE, 0 };
+        if ((nready = select(maxfd + 1, &rset, &wset, NULL, paused ? &timeout : NULL)) < 0) {
+            if (errno == EINTR)
+                continue; /* a signal came: ask again */
+            die("select", local);
+        }
+
+        if (FD_ISSET(listenfd, &rset)) {
+            nready--;
+            /* Accept every connection waiting in the backlog, not just one:
+             * with one accept per turn a burst of clients waits turn after turn. */
+            for (;;) {
+                clilen = sizeof cliaddr;
+                if ((connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen)) < 0) {
+                    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                        reported = 0; /* nobody waits for a descriptor any more */
+                        break;
+                    }
+                    /* The client gave up in the backlog, or a signal came (accept(2)). */
+                    if (errno == ECONNABORTED || errno == EINTR)
+                        continue;
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        /* The connection stays in the backlog and the listener
+                         * readable: watched, it would wake select(2) at once,
+                         * for ever, at 100% CPU. Pause accepting. */
+                        if (!reported)
+                            fprintf(stderr, "accept %s: %s; new clients wait in the backlog\n",
+                                    local, strerror(errno));
+                        reported = 1;
+                        pause_accept(listenfd, &allset);
+                        break;
+                    }
+                    die("accept", local);
+                }
+                sock_ntop((struct sockaddr *)&cliaddr, peer);
+                /* An fd_set is a bitmap of FD_SETSIZE bits (select(2)): a
+                 * higher descriptor cannot be watched, and FD_SET would
+                 * write past the end of the set. */
+                if (connfd >= FD_SETSIZE) {
+                    printf("refusing %s: fd %d >= FD_SETSIZE (select limit)\n", peer, connfd);
+                    close(connfd);
+                    continue;
+                }
+                /* Not inherited from the listener (accept(2)): a blocking
+                 * write(2) to a client that does not read would stop the
+                 * whole server. */
+                if (set_nonblocking(connfd) < 0) {
+                    fprintf(stderr, "fcntl %s: %s\n", peer, strerror(errno));
+                    close(connfd);
+                    continue;
+                }
+                printf("connection from %s\n", peer);
+                for (i = 0; client[i].fd >= 0; i++)
+                    ; /* a free entry: there are fewer clients than descriptors */
+                if ((client[i].pending = malloc(HIGH_WATER + READ_SIZE)) == NULL)
+                    die("malloc", peer);
+                client[i].fd = connfd;
+                strcpy(client[i].peer, peer);
+                client[i].len = 0;
+                client[i].eof = 0;
+                FD_SET(connfd, &allset);
+                if (connfd > maxfd)
+                    maxfd = connfd;
+                if (i > maxi)
+                    maxi = i;
+            }
+        }
+
+        for (i = 0; i <= maxi && nready > 0; i++) {
+            if ((sockfd = client[i].fd) < 0)
+                continue;
+            readable = FD_ISSET(sockfd, &rset) != 0;
+            writable = FD_ISSET(sockfd, &wset) != 0;
+            if (!readable && !writable)
+                continue;
+            nready -= readable + writable;
+            struct client *c = &client[i];
+            if (!serve(c, readable)) {
+                printf("%s disconnected\n", c->peer);
+                /* close(2) sends our FIN (or a RST if unread data remains). */
+                if (close(sockfd) < 0)
+                    fprintf(stderr, "close %s: %s\n", c->peer, strerror(errno));
+                FD_CLR(sockfd, &allset);
+                FD_CLR(sockfd, &allwset);
+                free(c->pending);
+                c->fd = -1;
+                /* A descriptor is free: a paused accept(2) may succeed now. */
+                if (paused)
+                    resume_accept(listenfd, &allset);
+                continue;
+            }
+            /* Backpressure: a client with more than HIGH_WATER of unread
+             * echo is not read from; TCP flow control stops it sending. */
+            if (!c->eof && c->len <= HIGH_WATER)
+                FD_SET(sockfd, &allset);
+            else
+                FD_CLR(sockfd, &allset);
+            if (c->len > 0)
+                FD_SET(sockfd, &allwset);
+            else
+                FD_CLR(sockfd, &allwset);
+        }
+    }
 }
