@@ -10,6 +10,7 @@
 
 pub mod chat;
 pub mod cli;
+pub mod conn;
 pub mod dcc;
 pub mod fail;
 pub mod io;
