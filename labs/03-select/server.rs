@@ -7,17 +7,18 @@
 //! client while others are ready.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept, bind, getpeername,
-    getsockname, listen, setsockopt, socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept, bind, getsockname, listen,
+    setsockopt, socket, sockopt,
 };
 use nix::unistd::{close, read, write};
+use socket_labs::conn::take_connection;
 use socket_labs::pause::AcceptPause;
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
@@ -234,22 +235,6 @@ fn disconnect(c: Client) {
     log!("{} disconnected", c.peer);
     if let Err(err) = close(c.fd) {
         warn!("close {}: {}", c.peer, reason(&err));
-    }
-}
-
-/// The connection accept(2) returned, owned (closed when dropped, on every
-/// path), and the client's address: C has it from accept(2), nix's accept
-/// returns the descriptor alone, so getpeername(2) asks. None, said on
-/// stderr, if the client has reset already (ENOTCONN).
-fn take_connection(fd: RawFd, local: SockaddrStorage) -> Option<(OwnedFd, SockaddrStorage)> {
-    // SAFETY: accept(2) just returned this descriptor and nothing else owns it.
-    let conn = unsafe { OwnedFd::from_raw_fd(fd) };
-    match getpeername(fd) {
-        Ok(peer) => Some((conn, peer)),
-        Err(err) => {
-            warn!("getpeername {local}: {}", reason(&err));
-            None
-        }
     }
 }
 
