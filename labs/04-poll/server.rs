@@ -6,18 +6,19 @@
 //! length: no FD_SETSIZE.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
-    getsockname, listen, setsockopt, socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getsockname,
+    listen, setsockopt, socket, sockopt,
 };
 use nix::unistd::{close, read, write};
+use socket_labs::conn::take_connection;
 use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
-use socket_labs::{Cli, DEFAULT_PORT, OrDie, log, reason, warn};
+use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR]
@@ -34,7 +35,11 @@ once: it raises its descriptor limit (RLIMIT_NOFILE) to the hard limit.
 /// reading from it: a client that sends without reading cannot make the
 /// server's memory grow, and it delays nobody else.
 const MAX_PENDING: usize = 64 * 1024;
+/// At most this much is read from a client per turn.
+const READ_SIZE: usize = 16 * 1024;
 
+/// One connected client (in the C twin, an entry of client[] and of
+/// pending[]).
 struct Client {
     fd: OwnedFd,
     peer: SockaddrStorage,
@@ -42,6 +47,17 @@ struct Client {
     pending: Vec<u8>,
     /// The client has shut down its side: send what is pending, then close.
     eof: bool,
+}
+
+impl Client {
+    fn new(fd: OwnedFd, peer: SockaddrStorage) -> Client {
+        Client {
+            fd,
+            peer,
+            pending: Vec::new(),
+            eof: false,
+        }
+    }
 }
 
 fn main() {
@@ -79,7 +95,7 @@ fn main() {
     let mut out_of_descriptors = false;
 
     let mut clients: Vec<Client> = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = [0u8; READ_SIZE];
     loop {
         // poll(2) reads one pollfd per descriptor: [0] is the listener,
         // [i + 1] is clients[i]. nix's PollFd borrows the descriptor, so the
@@ -89,6 +105,8 @@ fn main() {
             let mut fds = Vec::with_capacity(clients.len() + 1);
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             for client in &clients {
+                // Backpressure: while MAX_PENDING waits to be sent to a
+                // client, nothing more is read from it.
                 let mut events = PollFlags::empty();
                 if !client.eof && client.pending.len() < MAX_PENDING {
                     events |= PollFlags::POLLIN;
@@ -101,24 +119,12 @@ fn main() {
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
-                Err(err) => socket_labs::die("poll", local, &err),
+                Err(err) => die("poll", local, &err),
             }
             fds.iter()
                 .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
                 .collect()
         };
-
-        // From the last client to the first: swap_remove(i) moves the last
-        // client into slot i, and that one has been handled already.
-        for i in (0..clients.len()).rev() {
-            if !serve(&mut clients[i], revents[i + 1], &mut buf) {
-                let client = clients.swap_remove(i);
-                log!("{} disconnected", client.peer);
-                if let Err(err) = close(client.fd) {
-                    warn!("close {}: {}", client.peer, reason(&err));
-                }
-            }
-        }
 
         if revents[0].contains(PollFlags::POLLIN) {
             // Take every connection waiting in the backlog, not only one:
@@ -143,26 +149,27 @@ fn main() {
                         }
                         continue;
                     }
-                    Err(err) => socket_labs::die("accept", local, &err),
+                    Err(err) => die("accept", local, &err),
                 };
-                // SAFETY: accept4(2) just returned this descriptor and nothing
-                // else owns it: from here on, dropping the OwnedFd closes it.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
                 out_of_descriptors = false;
-                let peer: SockaddrStorage = match getpeername(fd.as_raw_fd()) {
-                    Ok(peer) => peer,
-                    Err(err) => {
-                        warn!("getpeername {local}: {}", reason(&err));
-                        continue;
-                    }
+                let Some((fd, peer)) = take_connection(fd, local) else {
+                    continue;
                 };
                 log!("connection from {peer}");
-                clients.push(Client {
-                    fd,
-                    peer,
-                    pending: Vec::new(),
-                    eof: false,
-                });
+                clients.push(Client::new(fd, peer));
+            }
+        }
+
+        // From the last client to the first: swap_remove(i) moves the last
+        // client into slot i, and that one has been served already, or has
+        // just been accepted (no revents yet).
+        for i in (0..revents.len() - 1).rev() {
+            if !revents[i + 1].is_empty() && !serve(&mut clients[i], revents[i + 1], &mut buf) {
+                let client = clients.swap_remove(i);
+                log!("{} disconnected", client.peer);
+                if let Err(err) = close(client.fd) {
+                    warn!("close {}: {}", client.peer, reason(&err));
+                }
             }
         }
     }
