@@ -185,9 +185,12 @@ unsigned long parse_number(const char *text, const char *what, unsigned long min
                            unsigned long max)
 {
     char *end;
+    /* A '+' may come first, as strtoul(3) and Rust's parse take it; no
+     * blank and no '-' (strtoul would take "-1" as ULONG_MAX). */
+    const char *digits = text[0] == '+' ? text + 1 : text;
     errno = 0;
-    unsigned long n = strtoul(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE || n < min || n > max)
+    unsigned long n = strtoul(digits, &end, 10);
+    if (digits[0] < '0' || digits[0] > '9' || *end != '\0' || errno == ERANGE || n < min || n > max)
         usage_error("%s must be a number from %lu to %lu, not '%s'", what, min, max, text);
     return n;
 }
