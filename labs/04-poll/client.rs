@@ -1,20 +1,21 @@
 //! Lab 04: the client that polls the keyboard and the socket at once.
 //!
-//! connect → loop { poll(stdin, socket) → stdin readable: read, queue for
-//! the server → socket writable: write what is queued → socket readable:
-//! print it }. What the server sends shows up at once, even while the user
-//! types nothing: lab 01's client noticed only after the next line.
+//! connect → fcntl(O_NONBLOCK) → loop { poll(stdin, socket) → socket
+//! readable: print it → stdin readable: read, queue for the server → socket
+//! writable: write what is queued } → at the end of stdin, once all is
+//! sent, shutdown(SHUT_WR), and on until the server closes. What the server
+//! sends shows up at once, even while the user types nothing: lab 01's
+//! client noticed only after the next line.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{
-    AddressFamily, Shutdown, SockFlag, SockType, SockaddrStorage, connect, shutdown, socket,
-};
+use nix::sys::socket::{Shutdown, shutdown};
 use nix::unistd::{isatty, read, write};
+use socket_labs::conn::tcp_connect;
 use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, OrDie, die, warn, writen};
 
 const USAGE: &str = "\
@@ -42,32 +43,9 @@ fn main() {
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     cli.finish();
 
-    // nix has no getaddrinfo(3): std's resolver turns the name into
-    // addresses; every socket call after it is nix.
-    let addrs: Vec<SocketAddr> = (host.as_str(), port)
-        .to_socket_addrs()
-        .or_die("getaddrinfo", &host)
-        .collect();
-    let mut connected: Option<(OwnedFd, SocketAddr)> = None;
-    let mut last_error = Errno::EADDRNOTAVAIL;
-    let mut last_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for addr in addrs {
-        let domain = match addr {
-            SocketAddr::V4(_) => AddressFamily::Inet,
-            SocketAddr::V6(_) => AddressFamily::Inet6,
-        };
-        let sock = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
-        match connect(sock.as_raw_fd(), &SockaddrStorage::from(addr)) {
-            Ok(()) => {
-                connected = Some((sock, addr));
-                break;
-            }
-            Err(err) => (last_error, last_addr) = (err, addr),
-        }
-    }
-    let Some((sock, server)) = connected else {
-        die("connect", last_addr, &last_error)
-    };
+    // socket(2) and connect(2) to each of the name's addresses in turn, as
+    // lab 01's client does (src/conn.rs).
+    let (sock, server) = tcp_connect(&host, port);
     // A blocking write(2) of more than the socket buffer holds would wait
     // for the server to read, and meanwhile nobody reads what the server
     // sends: both sides stuck. Non-blocking, write(2) takes what fits and
@@ -76,13 +54,19 @@ fn main() {
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
     fcntl(&sock, FcntlArg::F_SETFL(flags)).or_die("fcntl", server);
 
+    if isatty(std::io::stdin()).unwrap_or(false) {
+        warn!("connected to {server}; type lines, Ctrl-D to end");
+    }
+    str_cli(&sock, server);
+}
+
+/// The client's loop (UNP's str_cli, here with poll(2)): what stdin brings
+/// goes to the server, what the server sends goes to stdout, whichever
+/// comes first. Returns when the server has closed after our shutdown(2).
+fn str_cli(sock: &OwnedFd, server: SocketAddr) {
     // stdin is read with read(2) on fd 0, never through std's buffered
     // Stdin: bytes hidden in a user-space buffer are invisible to poll(2).
     let stdin = std::io::stdin();
-    if isatty(&stdin).unwrap_or(false) {
-        warn!("connected to {server}; type lines, Ctrl-D to end");
-    }
-
     let mut queued: Vec<u8> = Vec::with_capacity(MAX_QUEUED);
     let mut stdin_open = true;
     let mut shut_down = false;
@@ -130,7 +114,7 @@ fn main() {
         };
 
         if sock_readable {
-            match read(&sock, &mut buf) {
+            match read(sock, &mut buf) {
                 Ok(0) if shut_down => return, // the server answered our FIN with its own
                 Ok(0) => {
                     warn!("server {server} closed the connection");
@@ -153,7 +137,7 @@ fn main() {
         }
 
         if sock_writable && !queued.is_empty() {
-            match write(&sock, &queued) {
+            match write(sock, &queued) {
                 Ok(n) => {
                     queued.drain(..n);
                 }
