@@ -1,10 +1,12 @@
 /*
  * labs.c: the helpers of labs.h, shared by every lab's C programs as UNP's
- * library is (lib/error.c, lib/writen.c, lib/readline.c, lib/sock_ntop.c).
+ * library is (lib/error.c, lib/writen.c, lib/readline.c, lib/sock_ntop.c,
+ * lib/tcp_connect.c).
  */
 #include "labs.h"
 
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdarg.h>
 
 void die(const char *call, const char *what)
@@ -146,6 +148,40 @@ unsigned short port_of(const struct sockaddr *sa)
     if (sa->sa_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+int tcp_connect(const char *host, unsigned short port, char *server)
+{
+    struct addrinfo hints, *res, *ai;
+    char service[8];
+    int sockfd = -1, err = EADDRNOTAVAIL, n;
+
+    /* ai_family 0 (AF_UNSPEC): IPv4 and IPv6 alike. */
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(service, sizeof service, "%u", port);
+    if ((n = getaddrinfo(host, service, &hints, &res)) != 0) {
+        fprintf(stderr, "getaddrinfo %s: %s\n", host,
+                n == EAI_SYSTEM ? strerror(errno) : gai_strerror(n));
+        exit(1);
+    }
+    snprintf(server, ADDR_TEXT, "127.0.0.1:%u", port);
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        sock_ntop(ai->ai_addr, server);
+        if ((sockfd = socket(ai->ai_family, SOCK_STREAM, 0)) < 0)
+            die("socket", server);
+        if (connect(sockfd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break; /* connected */
+        err = errno;
+        close(sockfd);
+        sockfd = -1;
+    }
+    freeaddrinfo(res);
+    if (sockfd < 0) {
+        errno = err;
+        die("connect", server); /* the last address tried */
+    }
+    return sockfd;
 }
 
 /* ---- the command line */

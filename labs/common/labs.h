@@ -3,8 +3,10 @@
  *
  * None of it is a lab's lesson: reporting a failed call, the write-all
  * loops, reading a line, an address as text, the command line's numbers and
- * addresses, the descriptor limit, the clock and a token bucket. The socket calls themselves stay in each program, at the
- * call site. Built into each program with labs.c:
+ * addresses, the descriptor limit, the clock and a token bucket. The socket
+ * calls themselves stay in each program, at the call site; only a client's
+ * connect loop, once lab 01 has taught it, is tcp_connect here, as in UNP.
+ * Built into each program with labs.c:
  *
  *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/labs.c
  */
@@ -57,6 +59,12 @@ ssize_t readline(int fd, void *buf, size_t maxlen);
 /* An address as every lab prints it: 127.0.0.1:4242, [::1]:4242. out holds
  * ADDR_TEXT bytes. Returns out. (UNP's sock_ntop.) */
 char *sock_ntop(const struct sockaddr *sa, char *out);
+
+/* Connects to host (a name such as localhost, or an address) on port,
+ * trying each address getaddrinfo(3) gives in turn (UNP's tcp_connect).
+ * Returns the socket, and the server's address as text in server
+ * (ADDR_TEXT bytes). If none accepts, says why and exits 1. */
+int tcp_connect(const char *host, unsigned short port, char *server);
 
 /* The command line. Each program parses its options with getopt_long(3);
  * these say what is wrong and exit 2, after the program's usage line. */
