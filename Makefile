@@ -38,7 +38,12 @@ c: $(C_BINS) $(C_CLIENTS) ## build the C twins (server-c, client-c), warnings as
 # the lesson (as UNP's programs are with its library and unp.h).
 COMMON := labs/common/labs.c
 labs/%-c: labs/%.c $(COMMON) labs/common/labs.h
-	$(CC) $(CFLAGS) -Ilabs/common -o $@ $< $(COMMON)
+	$(CC) $(CFLAGS) -Ilabs/common -o $@ $< $(COMMON) $(LIBS)
+
+# The chat programs also share the IRC message format (labs/common/irc.c).
+CHAT_C := labs/07-chat/server-c labs/07-chat/client-c labs/08-transfer/client-c
+$(CHAT_C): LIBS += labs/common/irc.c
+$(CHAT_C): labs/common/irc.c labs/common/irc.h
 
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@

@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "irc.h"
+
 #define SYNOPSIS                                                               \
     "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]\n" \
     "              [--register-timeout SECS]"
@@ -117,17 +119,6 @@ static const char *const isupport[] = {
     "PREFIX=(o)@",         "TARGMAX=PRIVMSG:4,NOTICE:4", "NETWORK=socket-labs",
 };
 
-/* Bytes read and not yet a whole line: at most one IRC line (512 bytes).
- * A longer line comes out in pieces: its first 512 bytes (LONG), refused,
- * then the rest (REST), ignored up to its newline. */
-struct lines {
-    char buf[MAX_LINE];
-    size_t len;
-    size_t scanned; /* buf[0..scanned] holds no newline: not searched again */
-    int in_long_line;
-};
-enum piece { NONE, WHOLE, LONG, REST };
-
 struct channel;
 
 /* One connection; a user once NICK and USER are done. */
@@ -136,7 +127,7 @@ struct client {
     int fd;
     char peer[ADDR_TEXT];  /* IP:PORT, for the log and WHOIS */
     char host[INET6_ADDRSTRLEN + 1]; /* the IP as text: the host of nick!user@host */
-    struct lines in;
+    struct irc_lines in;
     /* Lines queued for this client, not yet taken by write(2): at most MAX_QUEUED. */
     char *out;
     size_t out_len, out_cap;
@@ -269,19 +260,13 @@ static void remove_member(struct channel *ch, const struct client *c);
 static void drop_channel(struct channel *ch);
 static char *next_item(char **list);
 static int parse_message(struct message *m, const char *bytes, size_t len);
-static size_t irc_format(char *out, const char *prefix, const char *command,
+static size_t format_line(char *out, const char *prefix, const char *command,
                          const char **params, int n, int trailing);
 static size_t utf8_lossy(char *dst, const char *src, size_t len);
 static size_t char_len(const char *s);
-static char fold_char(char c);
-static int fold_eq(const char *a, const char *b);
-static void fold(char *out, const char *in, size_t size);
-static int valid_nick(const char *nick, size_t max);
 static int valid_channel(const char *name, size_t max);
 static int mask_matches(const char *mask, const char *name);
 static size_t floor_char_boundary(const char *s, size_t len, size_t at);
-static enum piece next_line(struct lines *r, char *out, size_t *len);
-static enum piece rest_line(struct lines *r, char *out, size_t *len);
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long now_ns(void);
 static int reserve_spare(unsigned long long limit);
@@ -563,14 +548,14 @@ static void read_client(struct client *c, long long now)
     ssize_t n = read(c->fd, c->in.buf + c->in.len, sizeof c->in.buf - c->in.len);
     if (n == 0) {
         /* End of file. A last line without its newline still counts. */
-        if (rest_line(&c->in, line, &len) == WHOLE)
+        if (irc_rest_line(&c->in, line, &len) == IRC_WHOLE)
             command(c, line, len);
         if (!c->gone)
             set_gone(c, "Connection closed");
     } else if (n > 0) {
         c->in.len += (size_t)n;
-        enum piece piece;
-        while ((piece = next_line(&c->in, line, &len)) != NONE) {
+        enum irc_piece piece;
+        while ((piece = irc_next_line(&c->in, line, &len)) != IRC_NONE) {
             if (c->gone)
                 break; /* QUIT: what follows is not read */
             /* A complete line proves the client alive: no PING needed.
@@ -580,9 +565,9 @@ static void read_client(struct client *c, long long now)
                 c->deadline = now + ping_ns;
                 c->pinged = 0;
             }
-            if (piece == WHOLE)
+            if (piece == IRC_WHOLE)
                 command(c, line, len);
-            else if (piece == LONG) /* the first 512 bytes of a longer line: refused */
+            else if (piece == IRC_LONG) /* the first 512 bytes of a longer line: refused */
                 reply(c, "417", "Input line was too long", NULL);
             /* REST: more of that line, ignored */
         }
@@ -657,7 +642,7 @@ static struct client *remove_client(size_t i)
         char prefix[ADDR_TEXT * 2];
         const char *params[] = { c->gone ? c->gone_why : "Client quit" };
         char line[MAX_LINE + 1];
-        size_t len = irc_format(line, prefix_of(c, prefix), "QUIT", params, 1, 1);
+        size_t len = format_line(line, prefix_of(c, prefix), "QUIT", params, 1, 1);
         size_t count;
         struct client **them = peers(c, &count);
         for (size_t k = 0; k < count; k++)
@@ -786,7 +771,7 @@ static void nick(struct client *c, char **p, int n)
         return;
     }
     const char *new = p[0];
-    if (!valid_nick(new, NICKLEN)) {
+    if (!irc_valid_nick(new, NICKLEN)) {
         reply(c, "432", new, "Erroneous nickname", NULL);
         return;
     }
@@ -810,7 +795,7 @@ static void nick(struct client *c, char **p, int n)
     /* The user and everyone who shares a channel with them see it. */
     const char *params[] = { new };
     char line[MAX_LINE + 1];
-    size_t len = irc_format(line, old_prefix, "NICK", params, 1, 0);
+    size_t len = format_line(line, old_prefix, "NICK", params, 1, 0);
     say("%s %s is now known as %s", c->peer, old[0] ? old : "*", new);
     size_t count;
     struct client **them = peers(c, &count);
@@ -916,7 +901,7 @@ static void message(struct client *c, const char *command, char **p, int n)
         if (target[0] == '$') {
             if (mask_matches(target + 1, server_name)) {
                 const char *params[] = { target, text };
-                size_t len = irc_format(line, prefix, command, params, 2, 1);
+                size_t len = format_line(line, prefix, command, params, 2, 1);
                 for (size_t i = 0; i < nclients; i++)
                     if (clients[i]->registered && clients[i] != c)
                         client_send(clients[i], line, len);
@@ -933,7 +918,7 @@ static void message(struct client *c, const char *command, char **p, int n)
                 refused = "Cannot send to channel";
             } else {
                 const char *params[] = { ch->name, text };
-                size_t len = irc_format(line, prefix, command, params, 2, 1);
+                size_t len = format_line(line, prefix, command, params, 2, 1);
                 for (size_t k = 0; k < ch->nmembers; k++)
                     if (ch->members[k].client != c)
                         client_send(ch->members[k].client, line, len);
@@ -942,7 +927,7 @@ static void message(struct client *c, const char *command, char **p, int n)
             struct client *to = find_nick(target);
             if (to != NULL && to->registered) {
                 const char *params[] = { to->nick, text };
-                size_t len = irc_format(line, prefix, command, params, 2, 1);
+                size_t len = format_line(line, prefix, command, params, 2, 1);
                 client_send(to, line, len);
             } else {
                 refused = "No such nick/channel";
@@ -985,7 +970,7 @@ static void join(struct client *c, char **p)
             if (ch == NULL)
                 continue; /* out of memory: as if the JOIN had not come */
             strcpy(ch->name, name); /* valid_channel: at most CHANNELLEN bytes */
-            fold(ch->key, name, sizeof ch->key);
+            irc_fold(ch->key, name, sizeof ch->key);
             ch->created = (unsigned long long)time(NULL);
             ch->next = channels;
             channels = ch;
@@ -1009,7 +994,7 @@ static void join(struct client *c, char **p)
         ch->nmembers++;
         char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
         const char *params[] = { ch->name };
-        size_t len = irc_format(line, prefix_of(c, prefix), "JOIN", params, 1, 0);
+        size_t len = format_line(line, prefix_of(c, prefix), "JOIN", params, 1, 0);
         for (size_t k = 0; k < ch->nmembers; k++)
             client_send(ch->members[k].client, line, len);
         say("%s %s joined %s", c->peer, c->nick, ch->name);
@@ -1046,7 +1031,7 @@ static void leave(struct client *c, struct channel *ch, const char *why)
     c->nchannels = k;
     char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
     const char *params[] = { ch->name, why };
-    size_t len = irc_format(line, prefix_of(c, prefix), "PART", params, why ? 2 : 1,
+    size_t len = format_line(line, prefix_of(c, prefix), "PART", params, why ? 2 : 1,
                             why != NULL);
     for (size_t j = 0; j < ch->nmembers; j++)
         client_send(ch->members[j].client, line, len);
@@ -1147,7 +1132,7 @@ static void topic(struct client *c, char **p, int n)
     }
     char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
     const char *params[] = { ch->name, p[1] };
-    size_t line_len = irc_format(line, prefix_of(c, prefix), "TOPIC", params, 2, 1);
+    size_t line_len = format_line(line, prefix_of(c, prefix), "TOPIC", params, 2, 1);
     for (size_t k = 0; k < ch->nmembers; k++)
         client_send(ch->members[k].client, line, line_len);
 }
@@ -1227,7 +1212,7 @@ static void whois(struct client *c, char **p, int n)
  * asks for on joining. */
 static void user_mode(struct client *c, char **p, int n)
 {
-    if (!fold_eq(p[0], c->nick)) {
+    if (irc_casecmp(p[0], c->nick) != 0) {
         if (find_nick(p[0]) != NULL)
             reply(c, "502", "Can't change mode for other users", NULL);
         else
@@ -1305,7 +1290,7 @@ static void channel_mode(struct client *c, char **p, int n)
             m->operator = adding;
             char line[MAX_LINE + 1];
             const char *params[] = { ch->name, adding ? "+o" : "-o", nick };
-            size_t len = irc_format(line, prefix, "MODE", params, 3, 0);
+            size_t len = format_line(line, prefix, "MODE", params, 3, 0);
             for (size_t k = 0; k < ch->nmembers; k++)
                 client_send(ch->members[k].client, line, len);
         } else {
@@ -1375,7 +1360,7 @@ static void reply_list(struct client *c, const char *numeric, const char **param
         all[k + 1] = params[k];
     all[n + 1] = "";
     char line[MAX_LINE + 1];
-    size_t empty = irc_format(line, server_name, numeric, all, n + 2, 1);
+    size_t empty = format_line(line, server_name, numeric, all, n + 2, 1);
     size_t room = empty < MAX_LINE ? MAX_LINE - empty : 0;
     char text[MAX_LINE + CHANNELLEN + 4] = "";
     size_t len = 0;
@@ -1411,7 +1396,7 @@ static void send_to(struct client *c, const char *prefix, const char *command,
                     const char **params, int n, int trailing)
 {
     char line[MAX_LINE + 1];
-    size_t len = irc_format(line, prefix, command, params, n, trailing);
+    size_t len = format_line(line, prefix, command, params, n, trailing);
     client_send(c, line, len);
 }
 
@@ -1529,7 +1514,7 @@ static struct client **peers(const struct client *c, size_t *count)
 static struct client *find_nick(const char *nick)
 {
     for (size_t i = 0; i < nclients; i++)
-        if (clients[i]->nick[0] && fold_eq(clients[i]->nick, nick))
+        if (clients[i]->nick[0] && irc_casecmp(clients[i]->nick, nick) == 0)
             return clients[i];
     return NULL;
 }
@@ -1537,7 +1522,7 @@ static struct client *find_nick(const char *nick)
 static struct channel *find_channel(const char *name)
 {
     for (struct channel *ch = channels; ch != NULL; ch = ch->next)
-        if (fold_eq(ch->key, name))
+        if (irc_casecmp(ch->key, name) == 0)
             return ch;
     return NULL;
 }
@@ -1674,7 +1659,7 @@ static int parse_message(struct message *m, const char *bytes, size_t len)
  * line never exceeds MAX_LINE: what does not fit is cut from the end, at a
  * character's start (the text of a message relayed with a longer prefix
  * than it came with, say). */
-static size_t irc_format(char *out, const char *prefix, const char *command,
+static size_t format_line(char *out, const char *prefix, const char *command,
                          const char **params, int n, int trailing)
 {
     size_t len = 0;
@@ -1787,52 +1772,6 @@ static size_t char_len(const char *s)
     return len;
 }
 
-/* IRC's case mapping (CASEMAPPING=rfc1459): ASCII letters fold, and `[]\~`
- * are the upper case of `{}|^` (RFC 2812 §2.2). */
-static char fold_char(char c)
-{
-    switch (c) {
-    case '[': return '{';
-    case ']': return '}';
-    case '\\': return '|';
-    case '~': return '^';
-    default: return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
-}
-
-/* Whether a and b are the same name once folded. */
-static int fold_eq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++)
-        if (fold_char(*a) != fold_char(*b))
-            return 0;
-    return *a == *b;
-}
-
-static void fold(char *out, const char *in, size_t size)
-{
-    size_t k;
-    for (k = 0; in[k] && k < size - 1; k++)
-        out[k] = fold_char(in[k]);
-    out[k] = '\0';
-}
-
-static int is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-static int is_special(char c) { return c != '\0' && strchr("[]\\`_^{|}", c) != NULL; }
-
-/* Whether nick is a valid nickname (RFC 2812 §2.3.1): a letter or one of
- * []\`_^{|}, then letters, digits, those specials or `-`; at most max bytes. */
-static int valid_nick(const char *nick, size_t max)
-{
-    if (!is_letter(nick[0]) && !is_special(nick[0]))
-        return 0;
-    for (const char *s = nick + 1; *s; s++)
-        if (!is_letter(*s) && !is_digit(*s) && !is_special(*s) && *s != '-')
-            return 0;
-    return strlen(nick) <= max;
-}
-
 /* Whether name is a valid channel name (RFC 2812 §1.3, with only the `#`
  * channel type): `#`, then at least one character, at most max bytes in
  * all, none of them space, comma, colon, BEL, NUL, CR or LF. */
@@ -1850,7 +1789,7 @@ static int same_char(const char *a, const char *b)
     if (len != char_len(b))
         return 0;
     if (len == 1)
-        return fold_char(*a) == fold_char(*b);
+        return irc_fold_char(*a) == irc_fold_char(*b);
     return memcmp(a, b, len) == 0;
 }
 
@@ -1885,52 +1824,6 @@ static int mask_matches(const char *mask, const char *name)
     while (mask[m] == '*')
         m++;
     return mask[m] == '\0';
-}
-
-/* ---- lines across reads (the Rust server's src/lines.rs) ---------------------
- *
- * TCP is a byte stream: one read(2) may return half a line, or three lines
- * and the start of a fourth. Lines are cut out of the client's 512-byte
- * buffer; a longer line comes out in pieces of 512 bytes, so the buffer
- * never grows, whatever the client sends. */
-
-/* The next complete line, or a piece of a line that filled the buffer,
- * copied to out (room for MAX_LINE); NONE when what is left needs more
- * input. Call it until NONE before reading again. */
-static enum piece next_line(struct lines *r, char *out, size_t *len)
-{
-    char *newline = memchr(r->buf + r->scanned, '\n', r->len - r->scanned);
-    size_t end;
-    if (newline != NULL)
-        end = (size_t)(newline - r->buf) + 1;
-    else if (r->len == sizeof r->buf)
-        end = r->len;
-    else {
-        r->scanned = r->len;
-        return NONE;
-    }
-    memcpy(out, r->buf, end);
-    memmove(r->buf, r->buf + end, r->len - end);
-    r->len -= end;
-    r->scanned = 0;
-    *len = end;
-    int complete = out[end - 1] == '\n';
-    enum piece piece = r->in_long_line ? REST : complete ? WHOLE : LONG;
-    r->in_long_line = !complete;
-    return piece;
-}
-
-/* At end of file: what is left, a last line that had no newline. */
-static enum piece rest_line(struct lines *r, char *out, size_t *len)
-{
-    if (r->len == 0)
-        return NONE;
-    memcpy(out, r->buf, r->len);
-    *len = r->len;
-    enum piece piece = r->in_long_line ? REST : WHOLE;
-    r->len = r->scanned = 0;
-    r->in_long_line = 0;
-    return piece;
 }
 
 /* ---- what every lab has --------------------------------------------------------- */
