@@ -6,16 +6,47 @@
 //! params   =  *14( SPACE middle ) [ SPACE ":" trailing ]
 //! ```
 //!
+//! Two views of the same format. A line is bytes, and IRC names no
+//! character set (RFC 2812 §2.2): a server relays text without reading it,
+//! so lab 07's server works on [`RawMessage`] and [`format_bytes`], as its C
+//! twin does (labs/common/irc.c). A client shows text to a person:
+//! [`Message`] holds it as Rust strings, bytes that are not UTF-8 replaced.
+//!
 //! Not the lesson of lab 07 (which is the server as go-between), so it lives
-//! here, with its tests. Every input, however hostile, gives a `Message` or
+//! here, with its tests. Every input, however hostile, gives a message or
 //! `None`, never a panic.
-
-use std::fmt::Write as _;
 
 /// The longest line IRC allows, CRLF included (RFC 2812 §2.3).
 pub const MAX_LINE: usize = 512;
 
-/// One parsed message. The trailing parameter, if any, is the last of `params`.
+/// One message as the bytes it came in. The trailing parameter, if any, is
+/// the last of `params`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage<'a> {
+    /// Who sent it (`nick!user@host` or a server name), without the colon.
+    pub prefix: Option<&'a [u8]>,
+    /// The command as sent; commands are case-insensitive.
+    pub command: &'a [u8],
+    pub params: Vec<&'a [u8]>,
+}
+
+impl<'a> RawMessage<'a> {
+    /// Parses one line, with or without its CR LF. A NUL, which no message
+    /// may hold, ends the line (as it ends a C string). `None` for a line
+    /// with no command (empty, blanks, or a lone prefix).
+    pub fn parse(line: &'a [u8]) -> Option<RawMessage<'a>> {
+        let end = line.iter().position(|&b| b == 0).unwrap_or(line.len());
+        split(&line[..end])
+    }
+
+    /// Whether the command is `name` (case-insensitive, as IRC commands are).
+    pub fn is(&self, name: &str) -> bool {
+        self.command.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// One parsed message, as text. The trailing parameter, if any, is the
+/// last of `params`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Who sent it (`nick!user@host` or a server name), without the colon.
@@ -31,42 +62,12 @@ impl Message {
     /// (old clients send Latin-1) become U+FFFD. `None` for a line with no
     /// command (empty, blanks, or a lone prefix).
     pub fn parse(line: &[u8]) -> Option<Message> {
-        let text = String::from_utf8_lossy(line);
-        let mut rest = text.trim_end_matches(['\r', '\n']);
-        let mut prefix = None;
-        if let Some(after) = rest.strip_prefix(':') {
-            let (p, r) = after.split_once(' ').unwrap_or((after, ""));
-            prefix = Some(p.to_string());
-            rest = r;
-        }
-        rest = rest.trim_start_matches(' ');
-        let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
-        if command.is_empty() {
-            return None;
-        }
-        let mut params = Vec::new();
-        loop {
-            rest = rest.trim_start_matches(' ');
-            if rest.is_empty() {
-                break;
-            }
-            // RFC 2812 allows at most 15 parameters; the 15th takes the rest.
-            if let Some(trailing) = rest.strip_prefix(':') {
-                params.push(trailing.to_string());
-                break;
-            }
-            if params.len() == 14 {
-                params.push(rest.to_string());
-                break;
-            }
-            let (middle, r) = rest.split_once(' ').unwrap_or((rest, ""));
-            params.push(middle.to_string());
-            rest = r;
-        }
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let raw = split(line)?;
         Some(Message {
-            prefix,
-            command: command.to_string(),
-            params,
+            prefix: raw.prefix.map(text),
+            command: text(raw.command),
+            params: raw.params.into_iter().map(text).collect(),
         })
     }
 
@@ -81,105 +82,195 @@ impl Message {
     }
 }
 
+/// The parser of both views. Every delimiter is ASCII, so splitting the
+/// bytes and then decoding each piece gives what decoding the whole line
+/// first would.
+fn split(line: &[u8]) -> Option<RawMessage<'_>> {
+    let mut rest = line;
+    while let [before @ .., b'\r' | b'\n'] = rest {
+        rest = before;
+    }
+    let mut prefix = None;
+    if let [b':', after @ ..] = rest {
+        let (p, r) = split_once(after);
+        prefix = Some(p);
+        rest = r;
+    }
+    let (command, mut rest) = split_once(skip_spaces(rest));
+    if command.is_empty() {
+        return None;
+    }
+    let mut params = Vec::new();
+    loop {
+        rest = skip_spaces(rest);
+        if rest.is_empty() {
+            break;
+        }
+        // RFC 2812 allows at most 15 parameters; the 15th takes the rest.
+        if let [b':', trailing @ ..] = rest {
+            params.push(trailing);
+            break;
+        }
+        if params.len() == 14 {
+            params.push(rest);
+            break;
+        }
+        let (middle, r) = split_once(rest);
+        params.push(middle);
+        rest = r;
+    }
+    Some(RawMessage {
+        prefix,
+        command,
+        params,
+    })
+}
+
+/// What comes before the first space, and what after it.
+fn split_once(bytes: &[u8]) -> (&[u8], &[u8]) {
+    match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, &[]),
+    }
+}
+
+/// Without its leading spaces (only spaces: a tab is a byte like any other).
+fn skip_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
 /// Writes one message as a line ending in CR LF. The last parameter is sent
 /// as trailing (with a colon) when it must be: empty, starting with a colon,
 /// or holding a space. Control characters CR, LF and NUL are dropped so that
 /// no parameter can smuggle in a second message. A line never exceeds
-/// [`MAX_LINE`]: what does not fit is cut from the end (the text of a
-/// message relayed with a longer prefix than it came with, say).
+/// [`MAX_LINE`]: what does not fit is cut from the end, before a character.
 pub fn format(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
-    build(prefix, command, params, false)
+    let params: Vec<&[u8]> = params.iter().map(|p| p.as_bytes()).collect();
+    let bytes = build(prefix.map(str::as_bytes), command, &params, false);
+    // Strings with some ASCII bytes taken out: still UTF-8, nothing replaced.
+    let mut line = String::from_utf8_lossy(&bytes).into_owned();
+    line.truncate(line.floor_char_boundary(MAX_LINE - 2));
+    line.push_str("\r\n");
+    line
 }
 
 /// As [`format`], but the last parameter is always sent as trailing, with
 /// its colon: the usual form for text (a PRIVMSG's message, a numeric's
 /// sentence), and what simple clients that look for `" :"` expect.
 pub fn format_trailing(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
-    build(prefix, command, params, true)
-}
-
-fn build(prefix: Option<&str>, command: &str, params: &[&str], trailing: bool) -> String {
-    let mut line = String::with_capacity(64);
-    if let Some(prefix) = prefix {
-        line.push(':');
-        push_clean(&mut line, prefix);
-        line.push(' ');
-    }
-    push_clean(&mut line, command);
-    for (i, param) in params.iter().enumerate() {
-        let last = i + 1 == params.len();
-        line.push(' ');
-        if last && (trailing || param.is_empty() || param.starts_with(':') || param.contains(' ')) {
-            line.push(':');
-        }
-        push_clean(&mut line, param);
-    }
+    let params: Vec<&[u8]> = params.iter().map(|p| p.as_bytes()).collect();
+    let bytes = build(prefix.map(str::as_bytes), command, &params, true);
+    let mut line = String::from_utf8_lossy(&bytes).into_owned();
     line.truncate(line.floor_char_boundary(MAX_LINE - 2));
     line.push_str("\r\n");
     line
 }
 
-fn push_clean(line: &mut String, text: &str) {
-    for c in text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')) {
-        let _ = line.write_char(c);
+/// As [`format`], on bytes, as a server relays them: the last parameter is
+/// always sent as trailing if `trailing` (the usual form for text, a
+/// PRIVMSG's message, a numeric's sentence), and a line too long is cut at
+/// its 510th byte, before CR LF, whatever that byte is.
+pub fn format_bytes(
+    prefix: Option<&[u8]>,
+    command: &str,
+    params: &[&[u8]],
+    trailing: bool,
+) -> Vec<u8> {
+    let mut line = build(prefix, command, params, trailing);
+    line.truncate(MAX_LINE - 2);
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+/// The line without its CR LF, and not cut.
+fn build(prefix: Option<&[u8]>, command: &str, params: &[&[u8]], trailing: bool) -> Vec<u8> {
+    let mut line = Vec::with_capacity(MAX_LINE);
+    let mut push = |bytes: &[u8]| {
+        line.extend(bytes.iter().filter(|b| !matches!(b, b'\r' | b'\n' | b'\0')));
+    };
+    if let Some(prefix) = prefix {
+        push(b":");
+        push(prefix);
+        push(b" ");
     }
+    push(command.as_bytes());
+    for (i, param) in params.iter().enumerate() {
+        let last = i + 1 == params.len();
+        push(b" ");
+        if last && (trailing || param.is_empty() || param[0] == b':' || param.contains(&b' ')) {
+            push(b":");
+        }
+        push(param);
+    }
+    line
 }
 
 /// IRC's case mapping (`CASEMAPPING=rfc1459`): ASCII letters fold, and
 /// `[]\~` are the upper case of `{}|^` (RFC 2812 §2.2).
 pub fn fold(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '[' => '{',
-            ']' => '}',
-            '\\' => '|',
-            '~' => '^',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+    // Only ASCII bytes change, into ASCII bytes: still UTF-8.
+    String::from_utf8_lossy(&fold_bytes(name.as_bytes())).into_owned()
+}
+
+/// As [`fold`], on bytes.
+pub fn fold_bytes(name: &[u8]) -> Vec<u8> {
+    name.iter().map(|&b| fold_byte(b)).collect()
+}
+
+fn fold_byte(b: u8) -> u8 {
+    match b {
+        b'[' => b'{',
+        b']' => b'}',
+        b'\\' => b'|',
+        b'~' => b'^',
+        b => b.to_ascii_lowercase(),
+    }
 }
 
 /// Whether `nick` is a valid nickname (RFC 2812 §2.3.1): a letter or one of
 /// `[]\`_^{|}`, then letters, digits, those specials or `-`; at most `max`
-/// characters.
-pub fn valid_nick(nick: &str, max: usize) -> bool {
-    let special = |c: char| "[]\\`_^{|}".contains(c);
-    let mut chars = nick.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || special(c) => {}
-        _ => return false,
+/// bytes. A valid nick is ASCII.
+pub fn valid_nick(nick: &[u8], max: usize) -> bool {
+    let special = |b: &u8| b"[]\\`_^{|}".contains(b);
+    match nick.split_first() {
+        Some((first, rest)) if first.is_ascii_alphabetic() || special(first) => {
+            nick.len() <= max
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || special(b) || *b == b'-')
+        }
+        _ => false,
     }
-    nick.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || special(c) || c == '-')
 }
 
 /// Whether `name` is a valid channel name (RFC 2812 §1.3, with only the
-/// `#` channel type): `#`, then at least one character, at most `max` in
-/// all, none of them space, comma, colon, BEL, NUL, CR or LF.
-pub fn valid_channel(name: &str, max: usize) -> bool {
+/// `#` channel type): `#`, then at least one byte, at most `max` in all,
+/// none of them space, comma, colon, BEL, NUL, CR or LF.
+pub fn valid_channel(name: &[u8], max: usize) -> bool {
     name.len() > 1
         && name.len() <= max
-        && name.starts_with('#')
-        && !name.contains([' ', ',', ':', '\x07', '\0', '\r', '\n'])
+        && name[0] == b'#'
+        && !name.iter().any(|b| b" ,:\x07\0\r\n".contains(b))
 }
 
 /// Whether `name` matches `mask`, IRC's wildcards (RFC 2812 §2.5): `*` any
-/// run of characters, `?` any one; compared with [`fold`]. Without
-/// backtracking beyond the last `*`, it takes at most the product of the
-/// two lengths: no mask can make it take long.
-pub fn mask_matches(mask: &str, name: &str) -> bool {
-    let mask: Vec<char> = fold(mask).chars().collect();
-    let name: Vec<char> = fold(name).chars().collect();
+/// run of bytes, `?` any one; compared folded. Without backtracking beyond
+/// the last `*`, it takes at most the product of the two lengths: no mask
+/// can make it take long.
+pub fn mask_matches(mask: &[u8], name: &[u8]) -> bool {
+    let (mask, name) = (fold_bytes(mask), fold_bytes(name));
     let (mut m, mut n) = (0, 0);
     // After a `*`: where it stands in the mask, and where in the name the
     // run it swallows ends so far. On a mismatch, the star takes one more.
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
         match mask.get(m) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((m, n));
                 m += 1;
             }
-            Some(&c) if c == '?' || c == name[n] => {
+            Some(&c) if c == b'?' || c == name[n] => {
                 m += 1;
                 n += 1;
             }
@@ -193,7 +284,7 @@ pub fn mask_matches(mask: &str, name: &str) -> bool {
             },
         }
     }
-    mask[m.min(mask.len())..].iter().all(|&c| c == '*')
+    mask[m.min(mask.len())..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -256,20 +347,39 @@ mod tests {
         let back = parse(&format(Some("a!b@c"), "PRIVMSG", &["#x", ":) ok"]));
         assert_eq!(back.params, ["#x", ":) ok"]);
         assert_eq!(
-            format_trailing(Some("a!b@c"), "QUIT", &["bye"]),
-            ":a!b@c QUIT :bye\r\n"
+            format_bytes(Some(b"a!b@c"), "QUIT", &[b"bye"], true),
+            b":a!b@c QUIT :bye\r\n"
         );
     }
 
     #[test]
+    fn raw_messages_keep_their_bytes_and_end_at_a_nul() {
+        let m =
+            RawMessage::parse(b":a!b@c PRIVMSG #caf\xe9 :caf\xe9 cr\xe8me\r\n").expect("a message");
+        assert_eq!(m.prefix, Some(&b"a!b@c"[..]));
+        assert!(m.is("privmsg"));
+        assert_eq!(m.params, [&b"#caf\xe9"[..], b"caf\xe9 cr\xe8me"]);
+        let m = RawMessage::parse(b"PRIVMSG bob :hi\0QUIT\r\n").expect("a message");
+        assert_eq!(m.params, [&b"bob"[..], b"hi"]);
+        assert_eq!(RawMessage::parse(b"\0NICK bob"), None);
+        // The text view of the same line: what is not UTF-8 becomes U+FFFD.
+        let m = parse("PRIVMSG #x :caf\u{e9}");
+        assert_eq!(m.params[1], "caf\u{e9}");
+        let m = Message::parse(b"PRIVMSG #x :caf\xe9").expect("a message");
+        assert_eq!(m.params[1], "caf\u{fffd}");
+    }
+
+    #[test]
     fn nicks_and_case_folding() {
-        assert!(valid_nick("alice", 30));
-        assert!(valid_nick("[away]_bob-2", 30));
-        assert!(!valid_nick("2pac", 30));
-        assert!(!valid_nick("", 30));
-        assert!(!valid_nick("a b", 30));
-        assert!(!valid_nick("toolongnickname", 9));
+        assert!(valid_nick(b"alice", 30));
+        assert!(valid_nick(b"[away]_bob-2", 30));
+        assert!(!valid_nick(b"2pac", 30));
+        assert!(!valid_nick(b"", 30));
+        assert!(!valid_nick(b"a b", 30));
+        assert!(!valid_nick(b"caf\xe9", 30));
+        assert!(!valid_nick(b"toolongnickname", 9));
         assert_eq!(fold("Alice[x]"), fold("aLICE{X}"));
+        assert_eq!(fold_bytes(b"\xc9T\xc9[x]"), b"\xc9t\xc9{x}");
     }
 
     #[test]
@@ -283,16 +393,27 @@ mod tests {
         assert!(text.starts_with(&m.params[1]));
         let short = format(None, "PING", &["x".repeat(510 - 5).as_str()]);
         assert_eq!(short.len(), MAX_LINE);
+        // Bytes are cut at the 510th, whatever it is: the middle of a
+        // character, here.
+        let prefix = b"alice!alice@127.0.0.1";
+        let text = format!("x{text}");
+        let line = format_bytes(Some(prefix), "PRIVMSG", &[b"#room", text.as_bytes()], true);
+        assert_eq!(line.len(), MAX_LINE);
+        assert!(line.ends_with(b"\xc3\r\n"), "{line:?}");
     }
 
     #[test]
     fn channel_names() {
-        assert!(valid_channel("#room", 50));
-        assert!(valid_channel("#Ünï-[x]", 50));
+        assert!(valid_channel(b"#room", 50));
+        assert!(valid_channel("#Ünï-[x]".as_bytes(), 50));
+        assert!(valid_channel(b"#caf\xe9", 50));
         for bad in ["#", "room", "#a b", "#a,b", "#a:b", "#a\x07", "&local"] {
-            assert!(!valid_channel(bad, 50), "{bad:?}");
+            assert!(!valid_channel(bad.as_bytes(), 50), "{bad:?}");
         }
-        assert!(!valid_channel(&format!("#{}", "x".repeat(50)), 50));
+        assert!(!valid_channel(
+            format!("#{}", "x".repeat(50)).as_bytes(),
+            50
+        ));
     }
 
     #[test]
@@ -306,16 +427,24 @@ mod tests {
             ("a*c*e", "abcde"),
             ("[x]*", "{X}bob"),
             ("**a**", "a"),
+            ("caf??", "café"), // '?' is one byte, and é two
         ] {
-            assert!(mask_matches(mask, name), "{mask} {name}");
+            assert!(
+                mask_matches(mask.as_bytes(), name.as_bytes()),
+                "{mask} {name}"
+            );
         }
         for (mask, name) in [
             ("al", "alice"),
             ("?", ""),
             ("b*", "alice"),
             ("a*x", "alice"),
+            ("caf?", "café"),
         ] {
-            assert!(!mask_matches(mask, name), "{mask} {name}");
+            assert!(
+                !mask_matches(mask.as_bytes(), name.as_bytes()),
+                "{mask} {name}"
+            );
         }
     }
 
@@ -344,10 +473,15 @@ mod tests {
                 let again = format(m.prefix.as_deref(), &m.command, &params);
                 let _ = Message::parse(again.as_bytes());
             }
-            let text = String::from_utf8_lossy(&bytes);
-            let _ = valid_nick(&text, 30);
-            let _ = valid_channel(&text, 50);
-            let (mask, name) = text.split_at(text.floor_char_boundary(text.len() / 2));
+            if let Some(m) = RawMessage::parse(&bytes) {
+                assert!(!m.command.is_empty() && m.params.len() <= 15);
+                let command = String::from_utf8_lossy(m.command);
+                let again = format_bytes(m.prefix, &command, &m.params, false);
+                assert!(again.len() <= MAX_LINE);
+            }
+            let _ = valid_nick(&bytes, 30);
+            let _ = valid_channel(&bytes, 50);
+            let (mask, name) = bytes.split_at(bytes.len() / 2);
             let _ = mask_matches(mask, name);
         }
         for _ in 0..5_000 {

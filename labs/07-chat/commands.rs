@@ -201,7 +201,7 @@ impl Chat {
             self.reply(i, "431", &["No nickname given"]);
             return;
         };
-        if !irc::valid_nick(new, NICKLEN) {
+        if !irc::valid_nick(new.as_bytes(), NICKLEN) {
             self.reply(i, "432", &[new, "Erroneous nickname"]);
             return;
         }
@@ -339,7 +339,7 @@ impl Chat {
                 break;
             }
             let refused = if let Some(mask) = target.strip_prefix('$') {
-                if irc::mask_matches(mask, &self.name) {
+                if irc::mask_matches(mask.as_bytes(), self.name.as_bytes()) {
                     let line = irc::format_trailing(Some(&prefix), command, &[target, text]);
                     for client in &mut self.clients.list {
                         if client.registered && client.id != from {
@@ -395,7 +395,7 @@ impl Chat {
             return;
         }
         for name in p[0].split(',').filter(|n| !n.is_empty()) {
-            if !irc::valid_channel(name, CHANNELLEN) {
+            if !irc::valid_channel(name.as_bytes(), CHANNELLEN) {
                 self.reply(i, "403", &[name, "No such channel"]);
                 continue;
             }
@@ -595,9 +595,9 @@ impl Chat {
             for client in self.clients.list.iter().filter(|c| c.registered) {
                 let nick = client.nick.as_deref().unwrap_or("");
                 let matches = mask == "0"
-                    || irc::mask_matches(mask, nick)
-                    || irc::mask_matches(mask, &client.host)
-                    || irc::mask_matches(mask, &client.realname);
+                    || irc::mask_matches(mask.as_bytes(), nick.as_bytes())
+                    || irc::mask_matches(mask.as_bytes(), client.host.as_bytes())
+                    || irc::mask_matches(mask.as_bytes(), client.realname.as_bytes());
                 if matches {
                     rows.push(row(client, "*", false));
                 }
