@@ -155,18 +155,6 @@ pub fn format(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
     line
 }
 
-/// As [`format`], but the last parameter is always sent as trailing, with
-/// its colon: the usual form for text (a PRIVMSG's message, a numeric's
-/// sentence), and what simple clients that look for `" :"` expect.
-pub fn format_trailing(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
-    let params: Vec<&[u8]> = params.iter().map(|p| p.as_bytes()).collect();
-    let bytes = build(prefix.map(str::as_bytes), command, &params, true);
-    let mut line = String::from_utf8_lossy(&bytes).into_owned();
-    line.truncate(line.floor_char_boundary(MAX_LINE - 2));
-    line.push_str("\r\n");
-    line
-}
-
 /// As [`format`], on bytes, as a server relays them: the last parameter is
 /// always sent as trailing if `trailing` (the usual form for text, a
 /// PRIVMSG's message, a numeric's sentence), and a line too long is cut at

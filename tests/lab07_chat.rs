@@ -37,6 +37,7 @@ crate::for_rust_and_c!(
     mode_answers_what_clients_ask_and_operators_give_operator_status,
     quit_is_relayed_and_any_disconnect_frees_the_nick,
     an_overlong_line_gets_417_and_the_connection_stays_usable,
+    text_is_relayed_as_the_bytes_it_came_in,
     a_client_that_never_reads_is_dropped_while_the_others_carry_on,
     a_silent_client_is_pinged_then_dropped,
     bytes_without_a_newline_do_not_keep_a_client_alive,
@@ -628,6 +629,54 @@ fn an_overlong_line_gets_417_and_the_connection_stays_usable(twin: Twin) {
     // A bare LF ends a line too.
     alice.send_raw(b"PRIVMSG bob :still here\n");
     assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG bob :still here");
+}
+
+/// The next `count` lines that come on `stream`, as bytes, CR LF included:
+/// lines that need not be UTF-8, which `Irc::next` could not read.
+fn raw_lines(stream: &std::net::TcpStream, count: usize) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    let mut lines = vec![Vec::new()];
+    let mut byte = [0u8];
+    while lines.len() <= count {
+        stream
+            .read_exact(&mut byte)
+            .expect("a line from the server");
+        let line = lines.last_mut().expect("one line at least");
+        line.push(byte[0]);
+        if line.ends_with(b"\r\n") {
+            lines.push(Vec::new());
+        }
+    }
+    lines.pop();
+    lines
+}
+
+fn text_is_relayed_as_the_bytes_it_came_in(twin: Twin) {
+    // IRC names no character set (RFC 2812 §2.2): a server relays bytes
+    // without reading them as text.
+    let server = start(twin, &[]);
+    let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
+    bob.sync(); // nothing more is coming: the raw reads below see it all
+    let from = b":alice!alice@127.0.0.1 PRIVMSG bob :";
+    // Latin-1, which is not UTF-8, comes out as it went in.
+    alice.send_raw(b"PRIVMSG bob :caf\xe9 cr\xe8me\r\n");
+    // A NUL, which no message may hold, ends the line.
+    alice.send_raw(b"PRIVMSG bob :hi\0QUIT\r\n");
+    // Relayed with a longer prefix, a line of 512 bytes is cut at its 510th
+    // byte, here in the middle of a character (é is two bytes, C3 A9).
+    let text = format!("x{}", "é".repeat(248));
+    alice.send(&format!("PRIVMSG bob :{text}"));
+    let lines = raw_lines(bob.stream(), 3);
+    assert_eq!(lines[0], [&from[..], b"caf\xe9 cr\xe8me\r\n"].concat());
+    assert_eq!(lines[1], [&from[..], b"hi\r\n"].concat());
+    assert_eq!(lines[2].len(), 512);
+    let kept = &text.as_bytes()[..510 - from.len()];
+    assert!(kept.ends_with(b"\xc3"), "the cut falls inside a character");
+    assert_eq!(lines[2], [&from[..], kept, b"\r\n"].concat());
 }
 
 fn a_client_that_never_reads_is_dropped_while_the_others_carry_on(twin: Twin) {

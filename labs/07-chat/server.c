@@ -79,9 +79,7 @@ static const char usage[] =
 
 /* The longest line IRC allows, CR LF included (RFC 2812 §2.3). */
 #define MAX_LINE 512
-/* A line as text: bytes that are not UTF-8 become U+FFFD (3 bytes each),
- * as the Rust server reads them, so text may be 3 times the line. */
-#define LINE_TEXT (3 * MAX_LINE + 1)
+#define LINE_TEXT (MAX_LINE + 1)
 /* RFC 2812 allows at most 15 parameters; the 15th takes the rest. */
 #define MAX_PARAMS 15
 /* A reply: the client's nick, then at most this many parameters. */
@@ -105,12 +103,6 @@ static const char usage[] =
 /* How many targets one PRIVMSG or NOTICE may name: each `$*` is a copy for
  * every user, so one line must not be allowed to make thousands. */
 #define MAX_TARGETS 4
-
-/* C strings end at a NUL byte, but an IRC line may hold one, which the
- * Rust server keeps as a character like any other (invalid in a nick,
- * dropped when a line is written). Here it becomes this byte, which UTF-8
- * text never holds, and is treated the same way. */
-#define NUL_MARK '\xff'
 
 /* What a real client reads from 005 (RPL_ISUPPORT) to learn our rules. */
 static const char *const isupport[] = {
@@ -177,22 +169,11 @@ struct channel {
     struct channel *next;
 };
 
-/* One parsed line: [":" prefix " "] command params..., the trailing
- * parameter (after " :") the last of params. The pieces point into text. */
-struct message {
-    char text[LINE_TEXT];
-    char *prefix; /* NULL when there is none */
-    char *command;
-    char *params[MAX_PARAMS];
-    int nparams;
-};
-
 /*
  * The clients are an array of pointers, as lab 04 keeps its clients: index
- * i is the poll(2) entry i + 1, rebuilt each turn, and a client that leaves
- * is replaced by the last one (what Rust's Vec::swap_remove does), so that
- * WHO and `PRIVMSG $*` go through the users in the same order as the Rust
- * server. Channels and their members hold a client by its pointer, which
+ * i is the poll(2) entry i + 1, rebuilt each turn, in the order the clients
+ * came: WHO and `PRIVMSG $*` go through the users in that order, as the
+ * Rust server does. Channels and their members hold a client by its pointer, which
  * stays valid while the array moves (server.rs names clients by a number,
  * since Rust will not keep a reference into a Vec that changes).
  *
@@ -259,14 +240,6 @@ static struct member *member_of(struct channel *ch, const struct client *c);
 static void remove_member(struct channel *ch, const struct client *c);
 static void drop_channel(struct channel *ch);
 static char *next_item(char **list);
-static int parse_message(struct message *m, const char *bytes, size_t len);
-static size_t format_line(char *out, const char *prefix, const char *command,
-                         const char **params, int n, int trailing);
-static size_t utf8_lossy(char *dst, const char *src, size_t len);
-static size_t char_len(const char *s);
-static int valid_channel(const char *name, size_t max);
-static int mask_matches(const char *mask, const char *name);
-static size_t floor_char_boundary(const char *s, size_t len, size_t at);
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long now_ns(void);
 static int reserve_spare(unsigned long long limit);
@@ -630,19 +603,19 @@ static void check_timeouts(long long now)
     }
 }
 
-/* Takes clients[i] out of the array (the last client takes its place) and
+/* Takes clients[i] out of the array (those after it move down) and
  * forgets it: frees its nick, tells those who shared a channel with it
  * (`:nick!user@host QUIT :reason`), leaves its channels. The caller closes
  * the descriptor and frees the client. */
 static struct client *remove_client(size_t i)
 {
     struct client *c = clients[i];
-    clients[i] = clients[--nclients];
+    memmove(&clients[i], &clients[i + 1], (--nclients - i) * sizeof clients[0]);
     if (c->registered) {
         char prefix[ADDR_TEXT * 2];
         const char *params[] = { c->gone ? c->gone_why : "Client quit" };
         char line[MAX_LINE + 1];
-        size_t len = format_line(line, prefix_of(c, prefix), "QUIT", params, 1, 1);
+        size_t len = irc_format(line, prefix_of(c, prefix), "QUIT", params, 1, 1);
         size_t count;
         struct client **them = peers(c, &count);
         for (size_t k = 0; k < count; k++)
@@ -674,8 +647,8 @@ static void free_client(struct client *c)
 /* Handles one line from c (CR LF or LF included). */
 static void command(struct client *c, const char *bytes, size_t len)
 {
-    static struct message m; /* 1.6 KB: static rather than on the stack */
-    if (!parse_message(&m, bytes, len))
+    struct irc_message m;
+    if (!irc_parse(&m, bytes, len))
         return; /* an empty line: nothing to do (RFC 2812 §2.3.1) */
     char **p = m.params;
     int n = m.nparams;
@@ -795,7 +768,7 @@ static void nick(struct client *c, char **p, int n)
     /* The user and everyone who shares a channel with them see it. */
     const char *params[] = { new };
     char line[MAX_LINE + 1];
-    size_t len = format_line(line, old_prefix, "NICK", params, 1, 0);
+    size_t len = irc_format(line, old_prefix, "NICK", params, 1, 0);
     say("%s %s is now known as %s", c->peer, old[0] ? old : "*", new);
     size_t count;
     struct client **them = peers(c, &count);
@@ -899,9 +872,9 @@ static void message(struct client *c, const char *command, char **p, int n)
         }
         const char *refused = NULL, *numeric = "401";
         if (target[0] == '$') {
-            if (mask_matches(target + 1, server_name)) {
+            if (irc_mask_matches(target + 1, server_name)) {
                 const char *params[] = { target, text };
-                size_t len = format_line(line, prefix, command, params, 2, 1);
+                size_t len = irc_format(line, prefix, command, params, 2, 1);
                 for (size_t i = 0; i < nclients; i++)
                     if (clients[i]->registered && clients[i] != c)
                         client_send(clients[i], line, len);
@@ -918,7 +891,7 @@ static void message(struct client *c, const char *command, char **p, int n)
                 refused = "Cannot send to channel";
             } else {
                 const char *params[] = { ch->name, text };
-                size_t len = format_line(line, prefix, command, params, 2, 1);
+                size_t len = irc_format(line, prefix, command, params, 2, 1);
                 for (size_t k = 0; k < ch->nmembers; k++)
                     if (ch->members[k].client != c)
                         client_send(ch->members[k].client, line, len);
@@ -927,7 +900,7 @@ static void message(struct client *c, const char *command, char **p, int n)
             struct client *to = find_nick(target);
             if (to != NULL && to->registered) {
                 const char *params[] = { to->nick, text };
-                size_t len = format_line(line, prefix, command, params, 2, 1);
+                size_t len = irc_format(line, prefix, command, params, 2, 1);
                 client_send(to, line, len);
             } else {
                 refused = "No such nick/channel";
@@ -951,7 +924,7 @@ static void join(struct client *c, char **p)
     }
     char *names = p[0], *name;
     while ((name = next_item(&names)) != NULL) {
-        if (!valid_channel(name, CHANNELLEN)) {
+        if (!irc_valid_channel(name, CHANNELLEN)) {
             reply(c, "403", name, "No such channel", NULL);
             continue;
         }
@@ -994,7 +967,7 @@ static void join(struct client *c, char **p)
         ch->nmembers++;
         char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
         const char *params[] = { ch->name };
-        size_t len = format_line(line, prefix_of(c, prefix), "JOIN", params, 1, 0);
+        size_t len = irc_format(line, prefix_of(c, prefix), "JOIN", params, 1, 0);
         for (size_t k = 0; k < ch->nmembers; k++)
             client_send(ch->members[k].client, line, len);
         say("%s %s joined %s", c->peer, c->nick, ch->name);
@@ -1031,7 +1004,7 @@ static void leave(struct client *c, struct channel *ch, const char *why)
     c->nchannels = k;
     char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
     const char *params[] = { ch->name, why };
-    size_t len = format_line(line, prefix_of(c, prefix), "PART", params, why ? 2 : 1,
+    size_t len = irc_format(line, prefix_of(c, prefix), "PART", params, why ? 2 : 1,
                             why != NULL);
     for (size_t j = 0; j < ch->nmembers; j++)
         client_send(ch->members[j].client, line, len);
@@ -1122,8 +1095,9 @@ static void topic(struct client *c, char **p, int n)
         reply(c, "442", ch->name, "You're not on that channel", NULL);
         return;
     }
-    size_t len = floor_char_boundary(p[1], strlen(p[1]), TOPICLEN);
-    p[1][len] = '\0';
+    size_t len = strlen(p[1]);
+    if (len > TOPICLEN)
+        p[1][len = TOPICLEN] = '\0';
     ch->has_topic = len > 0;
     if (ch->has_topic) {
         memcpy(ch->topic.text, p[1], len + 1);
@@ -1132,7 +1106,7 @@ static void topic(struct client *c, char **p, int n)
     }
     char prefix[ADDR_TEXT * 2], line[MAX_LINE + 1];
     const char *params[] = { ch->name, p[1] };
-    size_t line_len = format_line(line, prefix_of(c, prefix), "TOPIC", params, 2, 1);
+    size_t line_len = irc_format(line, prefix_of(c, prefix), "TOPIC", params, 2, 1);
     for (size_t k = 0; k < ch->nmembers; k++)
         client_send(ch->members[k].client, line, line_len);
 }
@@ -1161,8 +1135,8 @@ static void who(struct client *c, char **p, int n)
             const struct client *u = clients[i];
             if (!u->registered)
                 continue;
-            if (strcmp(mask, "0") == 0 || mask_matches(mask, u->nick) ||
-                mask_matches(mask, u->host) || mask_matches(mask, u->realname))
+            if (strcmp(mask, "0") == 0 || irc_mask_matches(mask, u->nick) ||
+                irc_mask_matches(mask, u->host) || irc_mask_matches(mask, u->realname))
                 who_row(c, u, "*", 0);
         }
     }
@@ -1270,7 +1244,7 @@ static void channel_mode(struct client *c, char **p, int n)
     char prefix[ADDR_TEXT * 2];
     prefix_of(c, prefix);
     int next_arg = 2, adding = 1;
-    for (const char *s = changes; *s; s += char_len(s)) {
+    for (const char *s = changes; *s; s++) {
         if (*s == '+') {
             adding = 1;
         } else if (*s == '-') {
@@ -1290,14 +1264,11 @@ static void channel_mode(struct client *c, char **p, int n)
             m->operator = adding;
             char line[MAX_LINE + 1];
             const char *params[] = { ch->name, adding ? "+o" : "-o", nick };
-            size_t len = format_line(line, prefix, "MODE", params, 3, 0);
+            size_t len = irc_format(line, prefix, "MODE", params, 3, 0);
             for (size_t k = 0; k < ch->nmembers; k++)
                 client_send(ch->members[k].client, line, len);
         } else {
-            char mode[8];
-            size_t len = char_len(s);
-            memcpy(mode, s, len);
-            mode[len] = '\0';
+            char mode[2] = { *s, '\0' };
             reply(c, "472", mode, "is unknown mode char to me", NULL);
         }
     }
@@ -1360,7 +1331,7 @@ static void reply_list(struct client *c, const char *numeric, const char **param
         all[k + 1] = params[k];
     all[n + 1] = "";
     char line[MAX_LINE + 1];
-    size_t empty = format_line(line, server_name, numeric, all, n + 2, 1);
+    size_t empty = irc_format(line, server_name, numeric, all, n + 2, 1);
     size_t room = empty < MAX_LINE ? MAX_LINE - empty : 0;
     char text[MAX_LINE + CHANNELLEN + 4] = "";
     size_t len = 0;
@@ -1396,7 +1367,7 @@ static void send_to(struct client *c, const char *prefix, const char *command,
                     const char **params, int n, int trailing)
 {
     char line[MAX_LINE + 1];
-    size_t len = format_line(line, prefix, command, params, n, trailing);
+    size_t len = irc_format(line, prefix, command, params, n, trailing);
     client_send(c, line, len);
 }
 
@@ -1596,240 +1567,9 @@ static char *next_item(char **list)
     return item;
 }
 
-/* ---- IRC messages (the Rust server's src/irc.rs) -----------------------------
- *
- *   message  =  [ ":" prefix SPACE ] command [ params ] crlf
- *   params   =  *14( SPACE middle ) [ SPACE ":" trailing ]
- *
- * Every input, however hostile, gives a message or nothing: each piece is
- * found with strchr in a buffer of known size, and there are at most 15
- * parameters. */
-
-/* Parses one line, with or without its CR LF. Bytes that are not UTF-8
- * become U+FFFD, as in the Rust server. Returns 0 for a line with no
- * command (empty, blanks, or a lone prefix). */
-static int parse_message(struct message *m, const char *bytes, size_t len)
-{
-    size_t n = utf8_lossy(m->text, bytes, len);
-    while (n > 0 && (m->text[n - 1] == '\r' || m->text[n - 1] == '\n'))
-        m->text[--n] = '\0';
-    char *rest = m->text, *space;
-    m->prefix = NULL;
-    if (*rest == ':') {
-        m->prefix = rest + 1;
-        space = strchr(rest, ' ');
-        rest = space ? (*space = '\0', space + 1) : rest + n;
-    }
-    while (*rest == ' ')
-        rest++;
-    m->command = rest;
-    space = strchr(rest, ' ');
-    rest = space ? (*space = '\0', space + 1) : rest + strlen(rest);
-    if (*m->command == '\0')
-        return 0;
-    m->nparams = 0;
-    for (;;) {
-        while (*rest == ' ')
-            rest++;
-        if (*rest == '\0')
-            break;
-        if (*rest == ':') { /* trailing: the rest of the line, spaces and all */
-            m->params[m->nparams++] = rest + 1;
-            break;
-        }
-        if (m->nparams == MAX_PARAMS - 1) { /* the 15th takes the rest */
-            m->params[m->nparams++] = rest;
-            break;
-        }
-        m->params[m->nparams++] = rest;
-        space = strchr(rest, ' ');
-        if (space == NULL)
-            break;
-        *space = '\0';
-        rest = space + 1;
-    }
-    return 1;
-}
-
-/* Writes one message into out (room for MAX_LINE + 1 bytes) as a line
- * ending in CR LF; returns its length. The last parameter is sent as
- * trailing (with a colon) when it must be (empty, starting with a colon,
- * holding a space) or when asked to (the usual form for text). CR, LF and
- * NUL are dropped so that no parameter can smuggle in a second message. A
- * line never exceeds MAX_LINE: what does not fit is cut from the end, at a
- * character's start (the text of a message relayed with a longer prefix
- * than it came with, say). */
-static size_t format_line(char *out, const char *prefix, const char *command,
-                         const char **params, int n, int trailing)
-{
-    size_t len = 0;
-    /* One byte more than fits (511) is kept: it says whether the cut at 510
-     * falls inside a character. */
-#define PUT(ch)                                                                      \
-    do {                                                                             \
-        char c_ = (ch);                                                              \
-        if (c_ != '\r' && c_ != '\n' && c_ != NUL_MARK && len < MAX_LINE - 1)       \
-            out[len++] = c_;                                                         \
-    } while (0)
-    if (prefix != NULL) {
-        PUT(':');
-        for (const char *s = prefix; *s; s++)
-            PUT(*s);
-        PUT(' ');
-    }
-    for (const char *s = command; *s; s++)
-        PUT(*s);
-    for (int k = 0; k < n; k++) {
-        const char *param = params[k];
-        PUT(' ');
-        if (k == n - 1 &&
-            (trailing || param[0] == '\0' || param[0] == ':' || strchr(param, ' ') != NULL))
-            PUT(':');
-        for (const char *s = param; *s; s++)
-            PUT(*s);
-    }
-#undef PUT
-    len = floor_char_boundary(out, len, MAX_LINE - 2);
-    out[len++] = '\r';
-    out[len++] = '\n';
-    out[len] = '\0';
-    return len;
-}
-
-/* How much of s (len bytes of UTF-8) to keep to keep at most `at` bytes
- * without cutting a character: Rust's str::floor_char_boundary. */
-static size_t floor_char_boundary(const char *s, size_t len, size_t at)
-{
-    if (len <= at)
-        return len;
-    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
-        at--; /* s[at] continues a character: cut before that character */
-    return at;
-}
-
-/* The bytes of src as UTF-8 text in dst (room for 3 * len + 1), as Rust's
- * String::from_utf8_lossy gives them: valid sequences are kept, and each
- * invalid one (the longest start of a valid sequence, or one byte) becomes
- * U+FFFD. NUL becomes NUL_MARK. Returns the length. */
-static size_t utf8_lossy(char *dst, const char *src, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)src;
-    size_t i = 0, n = 0;
-    while (i < len) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
-            dst[n++] = b == 0 ? NUL_MARK : (char)b;
-            i++;
-            continue;
-        }
-        /* How many continuation bytes the lead byte b needs, and the range
-         * of the first one (RFC 3629 §4: no overlong forms, no surrogates,
-         * nothing above U+10FFFF). */
-        size_t need = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (b >= 0xC2 && b <= 0xDF)
-            need = 1;
-        else if (b == 0xE0)
-            need = 2, lo = 0xA0;
-        else if (b == 0xED)
-            need = 2, hi = 0x9F;
-        else if (b >= 0xE1 && b <= 0xEF)
-            need = 2;
-        else if (b == 0xF0)
-            need = 3, lo = 0x90;
-        else if (b == 0xF4)
-            need = 3, hi = 0x8F;
-        else if (b >= 0xF1 && b <= 0xF3)
-            need = 3;
-        size_t k = 1;
-        while (k <= need && i + k < len && s[i + k] >= lo && s[i + k] <= hi) {
-            k++;
-            lo = 0x80;
-            hi = 0xBF;
-        }
-        if (need > 0 && k == need + 1) {
-            memcpy(dst + n, s + i, k);
-            n += k;
-        } else {
-            memcpy(dst + n, "\xEF\xBF\xBD", 3);
-            n += 3;
-        }
-        i += k;
-    }
-    dst[n] = '\0';
-    return n;
-}
-
-/* The length of the character that starts at s (text is UTF-8 here; the
- * count stops at anything that does not continue it, a NUL included). */
-static size_t char_len(const char *s)
-{
-    unsigned char b = (unsigned char)*s;
-    size_t want = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xC2 && b <= 0xDF ? 2 : 1;
-    size_t len = 1;
-    while (len < want && ((unsigned char)s[len] & 0xC0) == 0x80)
-        len++;
-    return len;
-}
-
-/* Whether name is a valid channel name (RFC 2812 §1.3, with only the `#`
- * channel type): `#`, then at least one character, at most max bytes in
- * all, none of them space, comma, colon, BEL, NUL, CR or LF. */
-static int valid_channel(const char *name, size_t max)
-{
-    size_t len = strlen(name);
-    return len > 1 && len <= max && name[0] == '#' &&
-           strpbrk(name, " ,:\a\r\n" "\xff") == NULL;
-}
-
-/* Whether two characters (at a and b) are the same once folded. */
-static int same_char(const char *a, const char *b)
-{
-    size_t len = char_len(a);
-    if (len != char_len(b))
-        return 0;
-    if (len == 1)
-        return irc_fold_char(*a) == irc_fold_char(*b);
-    return memcmp(a, b, len) == 0;
-}
-
-/* Whether name matches mask, IRC's wildcards (RFC 2812 §2.5): `*` any run
- * of characters, `?` any one; compared folded. Without backtracking beyond
- * the last `*`, it takes at most the product of the two lengths: no mask
- * can make it take long. */
-static int mask_matches(const char *mask, const char *name)
-{
-    size_t m = 0, n = 0;
-    /* After a `*`: where it stands in the mask, and where in the name the
-     * run it swallows ends so far. On a mismatch, the star takes one more. */
-    size_t star_at = 0, swallowed = 0;
-    int star = 0;
-    while (name[n] != '\0') {
-        if (mask[m] == '*') {
-            star = 1;
-            star_at = m;
-            swallowed = n;
-            m++;
-        } else if (mask[m] != '\0' && (mask[m] == '?' || same_char(mask + m, name + n))) {
-            m += char_len(mask + m);
-            n += char_len(name + n);
-        } else if (star) {
-            swallowed += char_len(name + swallowed);
-            m = star_at + 1;
-            n = swallowed;
-        } else {
-            return 0;
-        }
-    }
-    while (mask[m] == '*')
-        m++;
-    return mask[m] == '\0';
-}
-
 /* ---- what every lab has --------------------------------------------------------- */
 
-/* A log line on stdout (flushed: stdout is line-buffered). A NUL a client
- * sent is printed as the NUL it was. */
+/* A log line on stdout (flushed: stdout is line-buffered). */
 static void say(const char *fmt, ...)
 {
     char text[2 * LINE_TEXT + 256];
@@ -1837,9 +1577,7 @@ static void say(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    for (const char *s = text; *s; s++)
-        putchar(*s == NUL_MARK ? '\0' : *s);
-    putchar('\n');
+    puts(text);
 }
 
 /* Nanoseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
