@@ -44,6 +44,10 @@ labs/%-c: labs/%.c $(COMMON) labs/common/labs.h
 CHAT_C := labs/07-chat/server-c labs/07-chat/client-c labs/08-transfer/client-c
 $(CHAT_C): LIBS += labs/common/irc.c
 $(CHAT_C): labs/common/irc.c labs/common/irc.h
+# And the chat clients, the conversation (labs/common/chat.c).
+CHAT_CLIENTS := labs/07-chat/client-c labs/08-transfer/client-c
+$(CHAT_CLIENTS): LIBS += labs/common/chat.c
+$(CHAT_CLIENTS): labs/common/chat.c labs/common/chat.h
 
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@
