@@ -19,7 +19,7 @@ use crate::{Line, log};
 pub const MAX_QUEUED: usize = 64 * 1024;
 /// The queue's hard bound: MAX_QUEUED, and what one turn may add on top of
 /// it (one read of stdin: at most 256 lines of up to 512 bytes; one read of
-/// the socket: a few PONGs). Past it a line is dropped (see `send`), as the
+/// the socket: a few PONGs). Past it a line is dropped (see `queue`), as the
 /// C twin's fixed array does.
 pub const QUEUE_SIZE: usize = MAX_QUEUED + 256 * irc::MAX_LINE + 4 * irc::MAX_LINE;
 /// The most channels remembered; the server lets a user be on 20.
@@ -117,7 +117,7 @@ impl Chat {
     }
 
     /// Queues one IRC message for the server.
-    pub fn send(&self, queued: &mut Vec<u8>, command: &str, params: &[&str]) {
+    pub fn queue(&self, queued: &mut Vec<u8>, command: &str, params: &[&str]) {
         let line = irc::format(None, command, params);
         if self.raw {
             log!(">> {}", line.trim_end());
@@ -132,10 +132,10 @@ impl Chat {
 
     /// Sends NICK, and USER the first time: registration (RFC 2812 §3.1).
     pub fn register(&mut self, nick: &str, queued: &mut Vec<u8>) {
-        self.send(queued, "NICK", &[nick]);
+        self.queue(queued, "NICK", &[nick]);
         if !self.user_sent {
             // USER <user> <mode> <unused> :<realname> (RFC 2812 §3.1.3)
-            self.send(queued, "USER", &[nick, "0", "*", nick]);
+            self.queue(queued, "USER", &[nick, "0", "*", nick]);
             self.user_sent = true;
         }
         self.nick = Some(nick.to_string());
@@ -172,7 +172,7 @@ impl Chat {
             match self.channels.last() {
                 Some(channel) => {
                     let channel = channel.clone();
-                    self.send(queued, "PRIVMSG", &[&channel, text]);
+                    self.queue(queued, "PRIVMSG", &[&channel, text]);
                     log!("[{channel}] {}: {text}", self.me());
                 }
                 None => log!("-!- you are on no channel: /join #name, or /msg NICK text"),
@@ -189,20 +189,20 @@ impl Chat {
         match name {
             "nick" if !first.is_empty() => {
                 if self.registered {
-                    self.send(queued, "NICK", &[first]);
+                    self.queue(queued, "NICK", &[first]);
                 } else {
                     self.register(first, queued);
                 }
             }
-            "who" => self.send(queued, "WHO", &[if first.is_empty() { "*" } else { first }]),
-            "whois" if !first.is_empty() => self.send(queued, "WHOIS", &[first]),
+            "who" => self.queue(queued, "WHO", &[if first.is_empty() { "*" } else { first }]),
+            "whois" if !first.is_empty() => self.queue(queued, "WHOIS", &[first]),
             "msg" if !first.is_empty() && !rest.is_empty() => {
-                self.send(queued, "PRIVMSG", &[first, rest]);
+                self.queue(queued, "PRIVMSG", &[first, rest]);
                 log!("-> *{first}* {rest}");
             }
             "msgall" if !args.is_empty() => {
                 // $* is the mask "every user on this server" (RFC 2812 §3.3.1).
-                self.send(queued, "PRIVMSG", &["$*", args]);
+                self.queue(queued, "PRIVMSG", &["$*", args]);
                 log!("[all] {}: {args}", self.me());
             }
             "join" if !first.is_empty() => {
@@ -211,7 +211,7 @@ impl Chat {
                 } else {
                     format!("#{first}")
                 };
-                self.send(queued, "JOIN", &[&channel]);
+                self.queue(queued, "JOIN", &[&channel]);
                 // Lines typed next go there at once, without waiting for
                 // the server's JOIN: piped input does not wait. An error
                 // about the channel undoes it.
@@ -220,24 +220,24 @@ impl Chat {
             "part" => match (first, self.channels.last()) {
                 ("", Some(current)) => {
                     let current = current.clone();
-                    self.send(queued, "PART", &[&current]);
+                    self.queue(queued, "PART", &[&current]);
                 }
                 ("", None) => log!("-!- you are on no channel"),
-                (channel, _) => self.send(queued, "PART", &[channel]),
+                (channel, _) => self.queue(queued, "PART", &[channel]),
             },
             "names" => match (first, self.channels.last()) {
                 ("", Some(current)) => {
                     let current = current.clone();
-                    self.send(queued, "NAMES", &[&current]);
+                    self.queue(queued, "NAMES", &[&current]);
                 }
-                ("", None) => self.send(queued, "NAMES", &[]),
-                (channel, _) => self.send(queued, "NAMES", &[channel]),
+                ("", None) => self.queue(queued, "NAMES", &[]),
+                (channel, _) => self.queue(queued, "NAMES", &[channel]),
             },
-            "list" => self.send(queued, "LIST", &[]),
+            "list" => self.queue(queued, "LIST", &[]),
             "quit" => {
                 if self.user_sent {
                     let message = if args.is_empty() { "leaving" } else { args };
-                    self.send(queued, "QUIT", &[message]);
+                    self.queue(queued, "QUIT", &[message]);
                     self.quitting = true;
                 } else {
                     std::process::exit(0);
@@ -276,7 +276,7 @@ impl Chat {
         let p = |i: usize| msg.param(i).unwrap_or("");
         let last = msg.params.last().map(String::as_str).unwrap_or("");
         match msg.command.to_ascii_uppercase().as_str() {
-            "PING" => self.send(queued, "PONG", &[last]),
+            "PING" => self.queue(queued, "PONG", &[last]),
             "PRIVMSG" | "NOTICE" => {
                 let target = p(0);
                 let text = p(1);

@@ -523,7 +523,7 @@ impl Transfers {
             log!("-!- {path} has no usable file name: not sent");
             return;
         };
-        chat.send(queued, "WHOIS", &[to]);
+        chat.queue(queued, "WHOIS", &[to]);
         // Its replies are ours until its end (318); a server that never
         // ends one cannot make the list grow.
         if !self.whois.contains(&irc::fold(to)) {
@@ -558,7 +558,7 @@ impl Transfers {
                     continue;
                 }
             };
-            chat.send(
+            chat.queue(
                 queued,
                 "PRIVMSG",
                 &[&out.to, &dcc::send_offer(&out.name, bound, out.size)],
@@ -683,7 +683,7 @@ impl Transfers {
     /// /refuse NICK: tell the sender no (DCC REJECT, in a NOTICE), forget it.
     fn refuse(&mut self, chat: &Chat, nick: &str, queued: &mut Vec<u8>) {
         if let Some(offer) = self.offer_from(nick) {
-            chat.send(
+            chat.queue(
                 queued,
                 "NOTICE",
                 &[&offer.from, &dcc::reject(&offer.offer.name)],
@@ -717,7 +717,7 @@ impl Transfers {
         };
         if let Some(why) = too_big {
             log!("-!- {} ({}) refused: {why}", offer.name, human(size));
-            chat.send(
+            chat.queue(
                 queued,
                 "NOTICE",
                 &[&offer.from, &dcc::reject(&offer.offer.name)],
