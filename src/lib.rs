@@ -11,6 +11,7 @@
 pub mod chat;
 pub mod cli;
 pub mod conn;
+pub mod date;
 pub mod dcc;
 pub mod fail;
 pub mod io;
