@@ -2,9 +2,10 @@
 //! 2812 §3.2). A channel is created by its first JOIN and removed with its
 //! last member; whoever creates it is its operator.
 
+use socket_labs::date::unix_now;
 use socket_labs::irc::{fold_bytes, format_bytes, valid_channel};
 
-use super::{Id, Irc, Outbox, log_bytes, unix_now};
+use super::{Id, Irc, Outbox, log_bytes};
 
 /// Channel names, `#` included (RFC 2812 §1.3 allows 50).
 const CHANNELLEN: usize = 50;

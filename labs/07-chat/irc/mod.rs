@@ -27,8 +27,9 @@ mod registration;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use socket_labs::date::{unix_now, utc};
 use socket_labs::irc::{RawMessage, format_bytes};
 
 use channels::Channel;
@@ -104,7 +105,7 @@ impl Irc {
     pub fn new(name: String) -> Irc {
         Irc {
             name,
-            created: date(unix_now()),
+            created: utc(unix_now()),
             users: BTreeMap::new(),
             nicks: HashMap::new(),
             channels: BTreeMap::new(),
@@ -240,43 +241,4 @@ fn log_bytes(parts: &[&[u8]]) {
     }
     let _ = stdout.write_all(b"\n");
     let _ = stdout.flush();
-}
-
-/// Seconds since 1970 (time(2)).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `2025-01-31 14:05:09 UTC`, for RPL_CREATED (003), without a date library:
-/// the days since 1970 become a civil date (H. Hinnant's days_from_civil, inverted).
-fn date(unix: u64) -> String {
-    let (days, secs) = (unix / 86_400, unix % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates() {
-        assert_eq!(super::date(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::date(1_735_689_599), "2024-12-31 23:59:59 UTC");
-    }
 }

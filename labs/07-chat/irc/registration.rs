@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use socket_labs::date::unix_now;
 use socket_labs::irc::{fold_bytes, format_bytes, valid_nick};
 use socket_labs::log;
 
-use super::{Id, Irc, Outbox, User, log_bytes, unix_now};
+use super::{Id, Irc, Outbox, User, log_bytes};
 
 /// What 002 and 004 say the server runs.
 const VERSION: &str = concat!("socket-labs-", env!("CARGO_PKG_VERSION"));
