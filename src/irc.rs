@@ -283,6 +283,10 @@ mod tests {
         Message::parse(line.as_bytes()).unwrap_or_else(|| panic!("no message in {line:?}"))
     }
 
+    fn parse_raw(line: &[u8]) -> RawMessage<'_> {
+        RawMessage::parse(line).unwrap_or_else(|| panic!("no message in {line:?}"))
+    }
+
     #[test]
     fn prefix_command_middles_and_trailing() {
         let m = parse(":alice!a@127.0.0.1 PRIVMSG #room :hello there\r\n");
@@ -342,18 +346,17 @@ mod tests {
 
     #[test]
     fn raw_messages_keep_their_bytes_and_end_at_a_nul() {
-        let m =
-            RawMessage::parse(b":a!b@c PRIVMSG #caf\xe9 :caf\xe9 cr\xe8me\r\n").expect("a message");
+        let m = parse_raw(b":a!b@c PRIVMSG #caf\xe9 :caf\xe9 cr\xe8me\r\n");
         assert_eq!(m.prefix, Some(&b"a!b@c"[..]));
         assert!(m.is("privmsg"));
         assert_eq!(m.params, [&b"#caf\xe9"[..], b"caf\xe9 cr\xe8me"]);
-        let m = RawMessage::parse(b"PRIVMSG bob :hi\0QUIT\r\n").expect("a message");
+        let m = parse_raw(b"PRIVMSG bob :hi\0QUIT\r\n");
         assert_eq!(m.params, [&b"bob"[..], b"hi"]);
         assert_eq!(RawMessage::parse(b"\0NICK bob"), None);
         // The text view of the same line: what is not UTF-8 becomes U+FFFD.
         let m = parse("PRIVMSG #x :caf\u{e9}");
         assert_eq!(m.params[1], "caf\u{e9}");
-        let m = Message::parse(b"PRIVMSG #x :caf\xe9").expect("a message");
+        let m = Message::parse(b"PRIVMSG #x :caf\xe9").unwrap_or_else(|| panic!("no message"));
         assert_eq!(m.params[1], "caf\u{fffd}");
     }
 
