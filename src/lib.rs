@@ -13,12 +13,14 @@ pub mod cli;
 pub mod conn;
 pub mod date;
 pub mod dcc;
+pub mod download;
 pub mod fail;
 pub mod io;
 pub mod irc;
 pub mod limits;
 pub mod lines;
 pub mod pause;
+pub mod progress;
 pub mod rate;
 pub mod spare;
 
