@@ -48,6 +48,9 @@ $(CHAT_C): labs/common/irc.c labs/common/irc.h
 CHAT_CLIENTS := labs/07-chat/client-c labs/08-transfer/client-c
 $(CHAT_CLIENTS): LIBS += labs/common/chat.c
 $(CHAT_CLIENTS): labs/common/chat.c labs/common/chat.h
+# Lab 08's client also has the DCC format and the received file (labs/common/dcc.c).
+labs/08-transfer/client-c: LIBS += labs/common/dcc.c
+labs/08-transfer/client-c: labs/common/dcc.c labs/common/dcc.h
 
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@
