@@ -66,7 +66,7 @@ impl PartFile {
                 Err(err) => return Err(err),
             }
         }
-        Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        Err(all_taken())
     }
 
     /// Where the part is: `dir/NAME.part`.
@@ -106,8 +106,13 @@ impl PartFile {
                 Err(err) => return Err(err),
             }
         }
-        Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        Err(all_taken())
     }
+}
+
+/// EEXIST, as open(2) and link(2) say it: every numbered name is taken.
+fn all_taken() -> io::Error {
+    io::Error::from_raw_os_error(libc::EEXIST)
 }
 
 impl Drop for PartFile {
