@@ -1450,6 +1450,7 @@ int main(int argc, char **argv)
                  * reset is one too: the server closed with some of our
                  * input unread, and close(2) then sends a RST (tcp(7)). */
                 abandon_all(0);
+                close(sockfd);
                 return 0;
             } else if (n == 0) {
                 erase_status();
