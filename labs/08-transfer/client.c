@@ -262,7 +262,7 @@ static void forget_channel(const char *name)
     int k = 0;
     for (int j = 0; j < njoined; j++)
         if (irc_casecmp(joined[j], name) != 0)
-            memcpy(joined[k++], joined[j], LINE);
+            memmove(joined[k++], joined[j], LINE);
     njoined = k;
 }
 

@@ -33,10 +33,13 @@ int ctcp_body(char *body, const char *text)
     return 1;
 }
 
-/* A decimal number, digits only, at most max. */
+/* A decimal number, digits only after an optional '+' (as strtoul(3)
+ * takes it, and the Rust client), at most max. */
 static int parse_u64(const char *text, uint64_t max, uint64_t *out)
 {
     uint64_t n = 0;
+    if (*text == '+')
+        text++;
     if (*text == '\0')
         return 0;
     for (; *text; text++) {
