@@ -21,23 +21,24 @@
  *
  * All of it in one poll() loop, main(): stdin, the chat socket, and one
  * descriptor per transfer. The two state machines are outgoing_ready()
- * and incoming_ready(); the DCC format, the received file's name and the
- * progress text are in ../common/dcc.c, the IRC format in ../common/irc.c.
+ * and incoming_ready(). Lab 07's conversation is ../common/chat.c (this
+ * client adds its commands to it), the DCC format, the received file's
+ * name and the progress text ../common/dcc.c, the IRC format
+ * ../common/irc.c.
  *
  * Build: make, or by hand in this folder:
  *     cc -Wall -Wextra -O2 -I../common -o client-c client.c ../common/dcc.c \
- *         ../common/irc.c ../common/labs.c
+ *         ../common/chat.c ../common/irc.c ../common/labs.c
  * Run:   ./client-c [HOST] [PORT] [--nick NICK] [--raw] [--downloads DIR]
  *                   [--max-size SIZE] [--offer-timeout SECS]
  */
 #include "labs.h"
 #include "irc.h"
+#include "chat.h"
 #include "dcc.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 
 static const char usage[] =
@@ -64,30 +65,14 @@ static const char usage[] =
     "over), 1 if a call failed or the server closed the connection first, 2 for\n"
     "bad arguments.\n";
 
-static const char commands[] =
-    "commands:\n"
-    "  /nick NEW          change your nickname (or choose the first one)\n"
-    "  /who               list the connected users\n"
-    "  /whois NICK        details on one user: address, port, channels, idle time\n"
-    "  /msg NICK text     private message\n"
-    "  /msgall text       message to every connected user\n"
-    "  /join #chan        join (or create) a channel; plain lines then go there\n"
-    "  /part [#chan]      leave the current channel (or #chan)\n"
-    "  /names [#chan]     who is on a channel\n"
-    "  /list              the channels\n"
-    "  /quit [message]    leave\n"
-    "  /help              this list\n"
+/* What /help shows after the chat's own commands (chat.c). */
+static const char transfer_help[] =
+    "\n"
     "  /send NICK PATH    offer a file to NICK; it goes straight to NICK's client\n"
     "  /accept NICK       receive the file NICK offers (into --downloads)\n"
     "  /refuse NICK       decline NICK's offer";
 
 #define LINE (IRC_MAX_LINE + 1) /* a line, or a piece of one, as a C string */
-/* Stdin is read only while less than this waits to go to the server. The
- * queue holds that, what one turn may add (256 typed lines of 512 bytes,
- * PONGs) and one offer per transfer: a WHOIS reply may let them all go. */
-#define MAX_QUEUED (64 * 1024)
-#define QUEUE_SIZE (MAX_QUEUED + 256 * IRC_MAX_LINE + 4 * IRC_MAX_LINE + MAX_TRANSFERS * LINE)
-#define MAX_JOINED 100 /* channels remembered, the current one last */
 /* A file goes through a buffer of this size, one read(2) and one write(2)
  * at a time: a 1 GB file uses the memory of one chunk. */
 #define CHUNK (64 * 1024)
@@ -153,14 +138,6 @@ struct incoming {
     struct progress progress;
 };
 
-/* The conversation, as lab 07's client knows it. */
-static char nick[LINE];
-static int has_nick, registered, user_sent, raw, quitting;
-static char joined[MAX_JOINED][LINE];
-static int njoined;
-static char queued[QUEUE_SIZE]; /* for the server, written when poll says so */
-static size_t queued_len;
-
 /* The transfers. */
 static const char *downloads = "downloads";
 static int has_max_size;
@@ -174,333 +151,16 @@ static struct incoming incoming[MAX_INCOMING];
 static int nincoming;
 static char whois[MAX_TRANSFERS][LINE]; /* folded nicks whose WHOIS replies are ours */
 static int nwhois;
-static int tty, status_shown; /* stdout is a terminal; a progress line is on it */
+static int tty; /* stdout is a terminal: a progress line */
 static int64_t redrawn;
 
-/* ---- what the person sees, what goes to the server --------------------- */
-
-/* The progress line is erased before a log line, so the two never mix. */
-static void erase_status(void)
-{
-    if (status_shown) {
-        status_shown = 0;
-        fputs("\r\033[K", stdout);
-        fflush(stdout);
-    }
-}
-
-/* One event line on stdout (line-buffered: flushed as it is printed). */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    erase_status();
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-}
-
-static void trim_end(char *s)
-{
-    size_t len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        s[--len] = '\0';
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    trim_end(s);
-    return s;
-}
-
-/* Queues one IRC message for the server. Past QUEUE_SIZE (a server that
- * sends PINGs and never reads our PONGs) the line is dropped. */
-static void queue_irc(const char *command, const char **params, int n)
-{
-    char line[LINE];
-    size_t len = irc_format(line, NULL, command, params, n, 0);
-    if (raw) {
-        char shown[LINE];
-        strcpy(shown, line);
-        trim_end(shown);
-        say(">> %s", shown);
-    }
-    if (queued_len + len <= sizeof queued) {
-        memcpy(queued + queued_len, line, len);
-        queued_len += len;
-    }
-}
-
-static const char *me(void)
-{
-    return has_nick ? nick : "?";
-}
-
-static void set_nick(const char *name)
-{
-    snprintf(nick, sizeof nick, "%s", name);
-    has_nick = 1;
-}
-
-/* NICK, and USER the first time: registration (RFC 2812 §3.1). */
-static void do_register(const char *name)
-{
-    const char *params[] = { name, "0", "*", name };
-    queue_irc("NICK", params, 1);
-    if (!user_sent) {
-        queue_irc("USER", params, 4); /* USER <user> <mode> <unused> :<realname> */
-        user_sent = 1;
-    }
-    set_nick(name);
-}
-
-static void forget_channel(const char *name)
-{
-    int k = 0;
-    for (int j = 0; j < njoined; j++)
-        if (irc_casecmp(joined[j], name) != 0)
-            memmove(joined[k++], joined[j], LINE);
-    njoined = k;
-}
-
-/* The channel becomes the current one, the last of joined[]. */
-static void join_channel(const char *name)
-{
-    forget_channel(name);
-    if (njoined == MAX_JOINED) {
-        memmove(joined[0], joined[1], (MAX_JOINED - 1) * sizeof joined[0]);
-        njoined--;
-    }
-    snprintf(joined[njoined++], LINE, "%s", name);
-}
-
-static int transfer_command(const char *name, char *args);
+static int transfer_command(const char *name, const char *args);
 static int transfer_message(const struct irc_message *m, const char *from);
 
-/* A line the user typed: a /command, or text for the current channel. */
-static void typed(char *text)
-{
-    char *name, *args = "", *first, *rest = "", *space;
-    const char *params[2];
-
-    for (space = text; isspace((unsigned char)*space); space++)
-        ;
-    if (*space == '\0')
-        return; /* only blanks */
-    if (text[0] != '/') {
-        if (njoined == 0) {
-            say("-!- you are on no channel: /join #name, or /msg NICK text");
-            return;
-        }
-        params[0] = joined[njoined - 1];
-        params[1] = text;
-        queue_irc("PRIVMSG", params, 2);
-        say("[%s] %s: %s", params[0], me(), text);
-        return;
-    }
-    name = text + 1;
-    if ((space = strchr(name, ' ')) != NULL) {
-        *space = '\0';
-        args = trim(space + 1);
-    }
-    char firstbuf[LINE];
-    first = strcpy(firstbuf, args);
-    if ((space = strchr(first, ' ')) != NULL) {
-        *space = '\0';
-        rest = args + (space - first) + 1;
-    }
-    params[0] = first;
-    params[1] = rest;
-
-    if (!user_sent && strcmp(name, "nick") && strcmp(name, "help") && strcmp(name, "quit"))
-        say("-!- choose a nickname first: /nick NAME");
-    else if (!strcmp(name, "nick") && *first && registered)
-        queue_irc("NICK", params, 1);
-    else if (!strcmp(name, "nick") && *first)
-        do_register(first);
-    else if (!strcmp(name, "who")) {
-        params[0] = *first ? first : "*";
-        queue_irc("WHO", params, 1);
-    } else if (!strcmp(name, "whois") && *first)
-        queue_irc("WHOIS", params, 1);
-    else if (!strcmp(name, "msg") && *first && *rest) {
-        queue_irc("PRIVMSG", params, 2);
-        say("-> *%s* %s", first, rest);
-    } else if (!strcmp(name, "msgall") && *args) {
-        /* $* is the mask "every user on this server" (RFC 2812 §3.3.1). */
-        params[0] = "$*";
-        params[1] = args;
-        queue_irc("PRIVMSG", params, 2);
-        say("[all] %s: %s", me(), args);
-    } else if (!strcmp(name, "join") && *first) {
-        char channel[LINE + 1];
-        snprintf(channel, sizeof channel, "%s%s", *first == '#' ? "" : "#", first);
-        params[0] = channel;
-        queue_irc("JOIN", params, 1);
-        /* Lines typed next go there at once: piped input does not wait
-         * for the server's JOIN. An error about the channel undoes it. */
-        join_channel(channel);
-    } else if (!strcmp(name, "part") || !strcmp(name, "names")) {
-        int part = !strcmp(name, "part");
-        if (!*first && njoined > 0)
-            params[0] = joined[njoined - 1];
-        if (part && !*first && njoined == 0)
-            say("-!- you are on no channel");
-        else
-            queue_irc(part ? "PART" : "NAMES", params, *first || njoined > 0);
-    } else if (!strcmp(name, "list"))
-        queue_irc("LIST", NULL, 0);
-    else if (!strcmp(name, "quit")) {
-        if (!user_sent)
-            exit(0);
-        params[0] = *args ? args : "leaving";
-        queue_irc("QUIT", params, 1);
-        quitting = 1;
-    } else if (!strcmp(name, "help"))
-        say("%s", commands);
-    else if (!strcmp(name, "nick") || !strcmp(name, "whois") || !strcmp(name, "msg") ||
-             !strcmp(name, "msgall") || !strcmp(name, "join"))
-        say("-!- /%s needs more: /help shows how to use it", name);
-    else if (!transfer_command(name, args))
-        say("-!- unknown command /%s: /help lists them", name);
-}
-
-/* A piece of typed input: a whole line is used; a line too long for one
- * message is refused once, and the rest of it skipped. */
-static void typed_piece(enum irc_piece piece, char *line, size_t len)
-{
-    if (piece == IRC_LONG)
-        say("-!- line too long: a message holds about 400 characters");
-    if (piece != IRC_WHOLE)
-        return;
-    line[len] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    typed(line);
-}
-
-/* A line from the server, shown as a person would read it. */
-static void receive(const char *line, size_t len)
-{
-    static struct irc_message m;
-    char from[LINE] = "", text[2 * LINE];
-    if (!irc_parse(&m, line, len))
-        return;
-    if (raw) {
-        snprintf(text, sizeof text, "%.*s", (int)len, line);
-        trim_end(text);
-        say("<< %s", text);
-    }
-    /* Who sent it: the nick of a nick!user@host prefix, the server's name
-     * for a numeric, "" without a prefix. */
-    if (m.prefix != NULL)
-        snprintf(from, sizeof from, "%.*s", (int)strcspn(m.prefix, "!"), m.prefix);
-    if (transfer_message(&m, from)) /* DCC offers and refusals, our WHOIS replies */
-        return;
-#define P(i) irc_param(&m, i)
-    const char *c = m.command, *last = m.nparams > 0 ? m.params[m.nparams - 1] : "";
-    int is_me = irc_casecmp(from, me()) == 0;
-    int numeric = strlen(c) == 3 && isdigit((unsigned char)c[0]) &&
-                  isdigit((unsigned char)c[1]) && isdigit((unsigned char)c[2]);
-    const char *params[1] = { last };
-
-    if (!strcasecmp(c, "PING"))
-        queue_irc("PONG", params, 1);
-    else if (!strcasecmp(c, "NOTICE"))
-        say("-%s- %s", from, P(1));
-    else if (!strcasecmp(c, "PRIVMSG") && P(0)[0] == '$')
-        say("[all] %s: %s", from, P(1));
-    else if (!strcasecmp(c, "PRIVMSG") && (P(0)[0] == '#' || P(0)[0] == '&'))
-        say("[%s] %s: %s", P(0), from, P(1));
-    else if (!strcasecmp(c, "PRIVMSG"))
-        say("*%s* %s", from, P(1));
-    else if (!strcasecmp(c, "JOIN") && is_me) {
-        say("-!- you joined %s", P(0));
-        join_channel(P(0));
-    } else if (!strcasecmp(c, "JOIN"))
-        say("-!- %s joined %s", from, P(0));
-    else if (!strcasecmp(c, "PART") && is_me) {
-        say("-!- you left %s", P(0));
-        forget_channel(P(0));
-    } else if (!strcasecmp(c, "PART"))
-        say("-!- %s left %s", from, P(0));
-    else if (!strcasecmp(c, "QUIT"))
-        say("-!- %s quit (%s)", from, P(0));
-    else if (!strcasecmp(c, "NICK") && is_me) {
-        set_nick(P(0));
-        say("-!- you are now known as %s", P(0));
-    } else if (!strcasecmp(c, "NICK"))
-        say("-!- %s is now known as %s", from, P(0));
-    else if (!strcasecmp(c, "TOPIC"))
-        say("-!- %s set the topic of %s: %s", from, P(0), P(1));
-    else if (!strcasecmp(c, "ERROR")) {
-        if (!quitting)
-            say("-!- server: %s", last);
-    } else if (!strcmp(c, "001")) { /* RPL_WELCOME, under the nick the server confirms */
-        registered = 1;
-        set_nick(P(0));
-        say("-!- %s", last);
-    } else if (numeric && strstr(" 002 003 004 005 251 252 253 254 255 265 266 375 376 "
-                                 "422 366 321 ", c) != NULL) {
-        /* the welcome burst, statistics, no MOTD, ends of NAMES, start of LIST */
-    } else if (!strcmp(c, "372"))
-        say("%s", last);
-    else if (!strcmp(c, "352") && !strcmp(P(1), "*")) /* WHO: <me> <chan> <user> <host> <server> <nick> ... */
-        say("%s (%s@%s)", P(5), P(2), P(3));
-    else if (!strcmp(c, "352"))
-        say("%s (%s@%s) on %s", P(5), P(2), P(3), P(1));
-    else if (!strcmp(c, "315"))
-        say("-!- end of /who");
-    else if (!strcmp(c, "311"))
-        say("%s is %s@%s (%s)", P(1), P(2), P(3), last);
-    else if (!strcmp(c, "312"))
-        say("%s is on server %s", P(1), P(2));
-    else if (!strcmp(c, "317"))
-        say("%s has been idle %s s", P(1), P(2));
-    else if (!strcmp(c, "319"))
-        say("%s is on %s", P(1), last);
-    else if (!strcmp(c, "338")) /* RPL_WHOISACTUALLY: the address the user connects from */
-        say("%s is connected from %s", P(1), P(2));
-    else if (!strcmp(c, "318"))
-        say("-!- end of /whois");
-    else if (!strcmp(c, "353"))
-        say("users on %s: %s", P(2), last);
-    else if (!strcmp(c, "322")) {
-        snprintf(text, sizeof text, "%s (%s users) %s", P(1), P(2), last);
-        trim_end(text);
-        say("%s", text);
-    } else if (!strcmp(c, "323"))
-        say("-!- end of /list");
-    else if (!strcmp(c, "331"))
-        say("-!- %s has no topic", P(1));
-    else if (!strcmp(c, "332"))
-        say("-!- topic of %s: %s", P(1), last);
-    else if (!strcmp(c, "433")) {
-        say("-!- nickname %s is taken: choose another with /nick NAME", P(1));
-        if (!registered)
-            has_nick = 0;
-    } else if (strlen(c) == 3 && (c[0] == '4' || c[0] == '5')) {
-        /* Errors: "<me> [<subject>] :<sentence>". 403, 405, 471-476: we
-         * are not on that channel after all. */
-        const char *subject = m.nparams > 2 ? P(1) : "";
-        if (numeric && strstr(" 403 405 471 473 474 475 476 ", c) != NULL)
-            forget_channel(subject);
-        if (*subject)
-            say("-!- error: %s (%s)", last, subject);
-        else
-            say("-!- error: %s", last);
-    } else if (numeric) { /* any other reply: its text */
-        size_t used = 0;
-        text[0] = '\0';
-        for (int i = 1; i < m.nparams; i++)
-            used += (size_t)snprintf(text + used, sizeof text - used, "%s%s", i > 1 ? " " : "",
-                                     m.params[i]);
-        say("%s", text);
-    }
-#undef P
-}
+/* What lab 08 adds to lab 07's conversation (chat.c): its commands, and a
+ * first look at each message from the server. */
+static const struct chat_extension transfers = { transfer_help, transfer_command,
+                                                 transfer_message };
 
 /* ---- the transfers: the end of each, and the lesson's two machines ---- */
 
@@ -595,7 +255,7 @@ static void accept_peer(struct outgoing *out)
             return;
         int err = errno;
         out_done(out);
-        say("-!- accept %s: %s: %s not sent", out->addr, strerror(err), out->name);
+        chat_say("-!- accept %s: %s: %s not sent", out->addr, strerror(err), out->name);
         return;
     }
     sock_ntop((struct sockaddr *)&cliaddr, peer);
@@ -605,19 +265,19 @@ static void accept_peer(struct outgoing *out)
      * all of loopback, the same NAT) passes; an address the server calls
      * by name cannot be checked at all. */
     if (out->has_peer && !same_ip(&cliaddr, &out->peer)) {
-        say("-!- refused a connection from %s for %s: %s is at %s", peer, out->name, out->to,
+        chat_say("-!- refused a connection from %s for %s: %s is at %s", peer, out->name, out->to,
             ip_text(&out->peer, expected));
         close(connfd); /* the offer still stands */
         return;
     }
-    say("-!- %s connected from %s: sending %s", out->to, peer, out->name);
+    chat_say("-!- %s connected from %s: sending %s", out->to, peer, out->name);
     close(out->listenfd);
     out->listenfd = -1;
     out->connfd = connfd;
     strcpy(out->peer_text, peer);
     if ((out->chunk = malloc(CHUNK)) == NULL) {
         out_done(out);
-        say("-!- %s to %s failed: %s", out->name, out->to, strerror(ENOMEM));
+        chat_say("-!- %s to %s failed: %s", out->name, out->to, strerror(ENOMEM));
         return;
     }
     out->deadline = now_ns() + timeout_ns;
@@ -706,11 +366,11 @@ static void outgoing_ready(struct outgoing *out, short revents)
         return;
     if ((moved = send_file_piece(out, revents, why, sizeof why)) < 0) {
         out_done(out); /* closes the connection before the line says so */
-        say("-!- %s to %s failed: %s", out->name, out->to, why);
+        chat_say("-!- %s to %s failed: %s", out->name, out->to, why);
     } else if (out->sent == out->size && out->has_acked && out->acked == (uint32_t)out->size) {
         summary_text(text, sizeof text, out->sent, now_ns() - out->progress.started);
         out_done(out);
-        say("-!- sent %s to %s: %s", out->name, out->to, text);
+        chat_say("-!- sent %s to %s: %s", out->name, out->to, text);
     } else if (moved) {
         out->deadline = now_ns() + timeout_ns;
     }
@@ -783,9 +443,9 @@ static void receive_finish(struct incoming *inc)
     err = errno;
     in_done(inc);
     if (kept)
-        say("-!- received %s from %s: %s, saved as %s", inc->name, inc->from, text, target);
+        chat_say("-!- received %s from %s: %s, saved as %s", inc->name, inc->from, text, target);
     else
-        say("-!- keep %s: %s: nothing kept", inc->name, strerror(err));
+        chat_say("-!- keep %s: %s: nothing kept", inc->name, strerror(err));
 }
 
 /* Reads the next piece, appends it to the part file, acknowledges. 1 if
@@ -837,11 +497,11 @@ static void incoming_ready(struct incoming *inc, short revents)
             err = ENOMEM;
         if (err != 0) {
             in_done(inc); /* the part file removed before the line says so */
-            say("-!- connect %s: %s: %s not received",
+            chat_say("-!- connect %s: %s: %s not received",
                 sock_ntop((struct sockaddr *)&inc->offer.addr, addr), strerror(err), inc->name);
             return;
         }
-        say("-!- connected to %s: receiving %s", inc->from, inc->name);
+        chat_say("-!- connected to %s: receiving %s", inc->from, inc->name);
         inc->deadline = now_ns() + timeout_ns;
         inc->progress.started = now_ns();
         inc->ack_sent = 4;
@@ -851,7 +511,7 @@ static void incoming_ready(struct incoming *inc, short revents)
     } else if (inc->state == RECEIVING) {
         if ((moved = receive_file_piece(inc, revents, why, sizeof why)) < 0) {
             in_done(inc);
-            say("-!- %s from %s failed: %s; nothing kept", inc->name, inc->from, why);
+            chat_say("-!- %s from %s failed: %s; nothing kept", inc->name, inc->from, why);
         } else if (inc->received == inc->offer.size) {
             receive_finish(inc);
         } else if (moved) {
@@ -872,26 +532,26 @@ static void offer_file(const char *to, const char *path)
     int file, known = 0;
 
     if (noutgoing >= MAX_TRANSFERS) {
-        say("-!- %d files are offered or sent already: wait for one to end", MAX_TRANSFERS);
+        chat_say("-!- %d files are offered or sent already: wait for one to end", MAX_TRANSFERS);
         return;
     }
     /* O_NONBLOCK: open(2) of a FIFO would wait for a writer; a regular
      * file, the only kind sent, ignores the flag. */
     if ((file = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(file, &st) < 0) {
-        say("-!- open %s: %s: not sent", path, strerror(errno));
+        chat_say("-!- open %s: %s: not sent", path, strerror(errno));
         if (file >= 0)
             close(file);
         return;
     }
     if (!S_ISREG(st.st_mode) || !safe_name(name, slash ? slash + 1 : path)) {
         if (!S_ISREG(st.st_mode))
-            say("-!- %s is not a regular file: not sent", path);
+            chat_say("-!- %s is not a regular file: not sent", path);
         else
-            say("-!- %s has no usable file name: not sent", path);
+            chat_say("-!- %s has no usable file name: not sent", path);
         close(file);
         return;
     }
-    queue_irc("WHOIS", params, 1);
+    chat_queue("WHOIS", params, 1);
     /* Its replies are ours until its end (318); a server that never ends
      * one cannot make the list grow. */
     irc_fold(folded, to, sizeof folded);
@@ -929,16 +589,16 @@ static void listen_for(const char *who, const char *host)
         if (!listen_for_peer(out, call)) {
             int err = errno;
             out_done(out);
-            say("-!- %s: %s: %s not offered", call, strerror(err), out->name);
+            chat_say("-!- %s: %s: %s not offered", call, strerror(err), out->name);
             continue;
         }
         dcc_send_text(ctcp, out->name, &out->bound, out->size);
         const char *params[] = { out->to, ctcp };
-        queue_irc("PRIVMSG", params, 2);
-        say("-!- offering %s (%s) to %s at %s: listening on %s for %lu s", out->name,
+        chat_queue("PRIVMSG", params, 2);
+        chat_say("-!- offering %s (%s) to %s at %s: listening on %s for %lu s", out->name,
             human(size, out->size), out->to, host, out->addr, timeout_secs);
         if (!has_peer)
-            say("-!- %s is not an address: whoever connects first gets %s", host, out->name);
+            chat_say("-!- %s is not an address: whoever connects first gets %s", host, out->name);
         out->deadline = now_ns() + timeout_ns;
         out->has_peer = has_peer;
         out->peer = peer;
@@ -951,7 +611,7 @@ static void no_peer(const char *who, const char *why)
 {
     for (int i = 0; i < noutgoing; i++) {
         if (outgoing[i].state == LOOKING_UP && irc_casecmp(outgoing[i].to, who) == 0) {
-            say("-!- %s: %s: %s not offered", who, why, outgoing[i].name);
+            chat_say("-!- %s: %s: %s not offered", who, why, outgoing[i].name);
             out_done(&outgoing[i]);
         }
     }
@@ -965,7 +625,7 @@ static void rejected(const char *from, const char *name)
         if ((out->state == LOOKING_UP || out->state == LISTENING) &&
             irc_casecmp(out->to, from) == 0 && strcmp(out->name, name) == 0) {
             out_done(out); /* closes the listener */
-            say("-!- %s refused %s", from, out->name);
+            chat_say("-!- %s refused %s", from, out->name);
             return;
         }
     }
@@ -980,7 +640,7 @@ static void offered(const char *from, const char *host, const struct dcc_offer *
     int k = 0, waiting = 0;
 
     if (!safe_name(name, offer->name)) {
-        say("-!- %s offers a file without a usable name (%s): ignored", from,
+        chat_say("-!- %s offers a file without a usable name (%s): ignored", from,
             quoted(shown, sizeof shown, offer->name));
         return;
     }
@@ -988,7 +648,7 @@ static void offered(const char *from, const char *host, const struct dcc_offer *
      * offer pointing there would make us connect to it for someone. */
     sock_ntop((const struct sockaddr *)&offer->addr, addr);
     if (port_of((const struct sockaddr *)&offer->addr) < 1024) {
-        say("-!- %s's offer of %s points to %s, a service's port: ignored", from, name, addr);
+        chat_say("-!- %s's offer of %s points to %s, a service's port: ignored", from, name, addr);
         return;
     }
     /* A newer offer of the same file replaces the old one; past MAX_OFFERS
@@ -1005,7 +665,7 @@ static void offered(const char *from, const char *host, const struct dcc_offer *
     nincoming = k;
     for (int j = 0; j < nincoming && waiting >= MAX_OFFERS; j++) {
         if (incoming[j].state == OFFERED) {
-            say("-!- too many offers waiting: %s from %s forgotten", incoming[j].name,
+            chat_say("-!- too many offers waiting: %s from %s forgotten", incoming[j].name,
                 incoming[j].from);
             in_done(&incoming[j]);
             waiting = 0;
@@ -1013,12 +673,12 @@ static void offered(const char *from, const char *host, const struct dcc_offer *
     }
     if (nincoming == MAX_INCOMING)
         return; /* cannot happen: at most 16 waiting, 16 under way */
-    say("-!- %s offers %s (%s): /accept %s or /refuse %s", from, name,
+    chat_say("-!- %s offers %s (%s): /accept %s or /refuse %s", from, name,
         human(size, offer->size), from, from);
     if (strcmp(name, offer->name) != 0)
-        say("-!- (offered as %s: saved as %s)", quoted(shown, sizeof shown, offer->name), name);
+        chat_say("-!- (offered as %s: saved as %s)", quoted(shown, sizeof shown, offer->name), name);
     if (host != NULL && host_ip(host, &host_addr) && !same_ip(&host_addr, &offer->addr))
-        say("-!- (the offer points to %s, but %s connects from %s)",
+        chat_say("-!- (the offer points to %s, but %s connects from %s)",
             ip_text(&offer->addr, addr), from, host);
     struct incoming *inc = &incoming[nincoming++];
     memset(inc, 0, sizeof *inc);
@@ -1035,7 +695,7 @@ static struct incoming *offer_from(const char *who)
     for (int j = 0; j < nincoming; j++)
         if (incoming[j].state == OFFERED && irc_casecmp(incoming[j].from, who) == 0)
             return &incoming[j];
-    say("-!- no offer from %s", who);
+    chat_say("-!- no offer from %s", who);
     return NULL;
 }
 
@@ -1045,7 +705,7 @@ static void queue_reject(const struct incoming *inc)
     char ctcp[LINE + 32];
     snprintf(ctcp, sizeof ctcp, "\1DCC REJECT SEND %s\1", inc->offer.name);
     const char *params[] = { inc->from, ctcp };
-    queue_irc("NOTICE", params, 2);
+    chat_queue("NOTICE", params, 2);
 }
 
 /* /accept NICK: does it fit? create NAME.part, connect to the sender. */
@@ -1059,22 +719,22 @@ static void accept_offer(const char *who)
     for (int j = 0; j < nincoming; j++)
         active += incoming[j].state == CONNECTING || incoming[j].state == RECEIVING;
     if (active >= MAX_TRANSFERS) {
-        say("-!- %d files are being received already: wait for one to end", MAX_TRANSFERS);
+        chat_say("-!- %d files are being received already: wait for one to end", MAX_TRANSFERS);
         return;
     }
     if (mkdir_all(downloads) < 0) {
-        say("-!- mkdir %s: %s", downloads, strerror(errno));
+        chat_say("-!- mkdir %s: %s", downloads, strerror(errno));
         return;
     }
     /* Before any byte is written: does the file fit? */
     if (will_not_fit(downloads, inc->offer.size, has_max_size, max_size, why, sizeof why)) {
-        say("-!- %s (%s) refused: %s", inc->name, human(size, inc->offer.size), why);
+        chat_say("-!- %s (%s) refused: %s", inc->name, human(size, inc->offer.size), why);
         queue_reject(inc);
         in_done(inc);
         return;
     }
     if (!part_create(&inc->part, downloads, inc->name)) {
-        say("-!- create a file in %s: %s", downloads, strerror(errno));
+        chat_say("-!- create a file in %s: %s", downloads, strerror(errno));
         in_done(inc);
         return;
     }
@@ -1082,36 +742,39 @@ static void accept_offer(const char *who)
     if ((inc->sockfd = connect_nonb(&inc->offer.addr)) < 0) {
         int err = errno;
         in_done(inc); /* the part file removed before the line says so */
-        say("-!- connect %s: %s: %s not received", addr, strerror(err), inc->name);
+        chat_say("-!- connect %s: %s: %s not received", addr, strerror(err), inc->name);
         return;
     }
-    say("-!- connecting to %s at %s for %s", inc->from, addr, inc->name);
+    chat_say("-!- connecting to %s at %s for %s", inc->from, addr, inc->name);
     inc->deadline = now_ns() + timeout_ns;
     inc->state = CONNECTING;
 }
 
 /* A /command the chat does not know: 1 if it is one of ours. */
-static int transfer_command(const char *name, char *args)
+static int transfer_command(const char *name, const char *args)
 {
-    char *rest = args + strcspn(args, " ");
+    char who[LINE], *rest;
     int send = !strcmp(name, "send"), accept = !strcmp(name, "accept"),
         refuse = !strcmp(name, "refuse");
+    /* NICK, then the rest (args comes without blanks at either end). */
+    snprintf(who, sizeof who, "%s", args);
+    rest = who + strcspn(who, " ");
     if (*rest != '\0')
         *rest++ = '\0';
-    rest = trim(rest);
-    if (send && *args && *rest) {
-        offer_file(args, rest);
-    } else if (accept && *args) {
-        accept_offer(args);
-    } else if (refuse && *args) {
-        struct incoming *inc = offer_from(args);
+    rest += strspn(rest, " \t");
+    if (send && *who && *rest) {
+        offer_file(who, rest);
+    } else if (accept && *who) {
+        accept_offer(who);
+    } else if (refuse && *who) {
+        struct incoming *inc = offer_from(who);
         if (inc != NULL) {
             queue_reject(inc);
-            say("-!- refused %s from %s", inc->name, inc->from);
+            chat_say("-!- refused %s from %s", inc->name, inc->from);
             in_done(inc);
         }
     } else if (send || accept || refuse) {
-        say("-!- /%s needs more: /help shows how to use it", name);
+        chat_say("-!- /%s needs more: /help shows how to use it", name);
     } else {
         return 0;
     }
@@ -1138,17 +801,17 @@ static int transfer_message(const struct irc_message *m, const char *from)
                 const char *at = m->prefix ? strchr(m->prefix, '@') : NULL;
                 offered(from, at ? at + 1 : NULL, &offer);
             } else {
-                say("-!- %s sent an offer in a NOTICE: ignored", from);
+                chat_say("-!- %s sent an offer in a NOTICE: ignored", from);
             }
             break;
         case DCC_REJECT:
             rejected(from, text);
             break;
         case DCC_UNSUPPORTED:
-            say("-!- %s sent a %s: this client does not do that, ignored", from, text);
+            chat_say("-!- %s sent a %s: this client does not do that, ignored", from, text);
             break;
         case DCC_INVALID:
-            say("-!- %s sent a DCC offer that makes no sense (%s): ignored", from, text);
+            chat_say("-!- %s sent a DCC offer that makes no sense (%s): ignored", from, text);
             break;
         }
         return 1;
@@ -1249,21 +912,21 @@ static void check_deadlines(int64_t now)
             continue;
         out_done(out); /* closes its descriptor before the line says so */
         if (state == LOOKING_UP)
-            say("-!- no answer about %s in %lu s: %s not offered", out->to, secs, out->name);
+            chat_say("-!- no answer about %s in %lu s: %s not offered", out->to, secs, out->name);
         else if (state == LISTENING)
-            say("-!- nobody came for %s in %lu s: the offer to %s is withdrawn", out->name,
+            chat_say("-!- nobody came for %s in %lu s: the offer to %s is withdrawn", out->name,
                 secs, out->to);
         else if (out->sent == out->size)
-            say("-!- sent %s to %s, but %s did not confirm the end within %lu s", out->name,
+            chat_say("-!- sent %s to %s, but %s did not confirm the end within %lu s", out->name,
                 out->to, out->to, secs);
         else
-            say("-!- %s to %s stalled for %lu s: abandoned", out->name, out->to, secs);
+            chat_say("-!- %s to %s stalled for %lu s: abandoned", out->name, out->to, secs);
     }
     for (int i = 0; i < nincoming; i++) {
         struct incoming *inc = &incoming[i];
         if (in_active(inc) && now >= inc->deadline) {
             in_done(inc); /* removes the part file */
-            say("-!- %s from %s stalled for %lu s: abandoned, nothing kept", inc->name,
+            chat_say("-!- %s from %s stalled for %lu s: abandoned, nothing kept", inc->name,
                 inc->from, secs);
         }
     }
@@ -1283,7 +946,7 @@ static void progress_one(char *status, const char *name, const char *dir, const 
     snprintf(line, sizeof line, "%s %s %s: %s", name, dir, who, text);
     if (!tty) {
         p->quarters = quarters;
-        say("-!- %s", line);
+        chat_say("-!- %s", line);
     } else if (strlen(status) + strlen(line) + 4 < 8 * LINE) {
         strcat(strcat(status, *status ? " | " : ""), line);
     }
@@ -1301,11 +964,7 @@ static void show_progress(void)
             progress_one(status, incoming[i].name, "from", incoming[i].from,
                          incoming[i].received, incoming[i].offer.size, &incoming[i].progress);
     if (*status && now_ns() - redrawn >= REDRAW_NS) {
-        /* CR goes back to the start of the line, ESC [ K (ECMA-48 EL)
-         * erases it: the line is rewritten in place. */
-        printf("\r\033[K%s", status);
-        fflush(stdout);
-        status_shown = 1;
+        chat_status(status); /* drawn over the last one; chat_say erases it */
         redrawn = now_ns();
     }
 }
@@ -1329,7 +988,7 @@ static void remove_done(void)
 static void abandon_all(int say_so)
 {
     if (say_so && busy())
-        say("-!- transfers abandoned");
+        chat_say("-!- transfers abandoned");
     for (int i = 0; i < noutgoing; i++)
         out_done(&outgoing[i]);
     for (int i = 0; i < nincoming; i++)
@@ -1350,7 +1009,7 @@ int main(int argc, char **argv)
     };
     const char *host = DEFAULT_HOST, *first_nick = NULL;
     unsigned short port = DEFAULT_PORT;
-    int sockfd, c, stdin_open = 1;
+    int sockfd, c, raw = 0, stdin_open = 1;
 
     set_usage(usage);
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1400,10 +1059,11 @@ int main(int argc, char **argv)
                 server);
     tty = isatty(STDOUT_FILENO);
     redrawn = now_ns();
+    chat_start(raw, &transfers);
     if (first_nick != NULL)
-        do_register(first_nick);
+        chat_register(first_nick);
     else
-        say("-!- choose a nickname: /nick NAME");
+        chat_say("-!- choose a nickname: /nick NAME");
 
     static struct irc_lines from_server, from_user;
     struct pollfd fds[2 + MAX_TRANSFERS + MAX_INCOMING];
@@ -1416,12 +1076,12 @@ int main(int argc, char **argv)
          * set, rebuilt each turn). Unwatched, stdin is left out of the
          * array: a pipe whose writer has gone reports POLLHUP whatever was
          * asked. The timeout is the transfers' clock. */
-        int watch_stdin = stdin_open && !quitting && queued_len < MAX_QUEUED;
+        int watch_stdin = stdin_open && !chat_quitting() && chat_outlen < CHAT_MAX_QUEUED;
         int first = watch_stdin ? 0 : 1;
         fds[0].fd = STDIN_FILENO;
         fds[0].events = POLLIN;
         fds[1].fd = sockfd;
-        fds[1].events = POLLIN | (queued_len > 0 ? POLLOUT : 0);
+        fds[1].events = POLLIN | (chat_outlen > 0 ? POLLOUT : 0);
         int ntransfers = interests(fds + 2, slots);
         for (int k = 0; k < 2 + ntransfers; k++)
             fds[k].revents = 0;
@@ -1445,7 +1105,7 @@ int main(int argc, char **argv)
         if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = read(sockfd, from_server.buf + from_server.len,
                              sizeof from_server.buf - from_server.len);
-            if ((n == 0 || (n < 0 && errno == ECONNRESET)) && quitting) {
+            if ((n == 0 || (n < 0 && errno == ECONNRESET)) && chat_quitting()) {
                 /* After our QUIT the server closes: that is the goodbye. A
                  * reset is one too: the server closed with some of our
                  * input unread, and close(2) then sends a RST (tcp(7)). */
@@ -1453,7 +1113,7 @@ int main(int argc, char **argv)
                 close(sockfd);
                 return 0;
             } else if (n == 0) {
-                erase_status();
+                chat_status_erase();
                 fprintf(stderr, "server %s closed the connection\n", server);
                 abandon_all(1);
                 exit(1);
@@ -1462,7 +1122,7 @@ int main(int argc, char **argv)
                 /* Longer than IRC allows: not a message of ours to show. */
                 while ((piece = irc_next_line(&from_server, line, &n_line)) != IRC_NONE)
                     if (piece == IRC_WHOLE)
-                        receive(line, n_line);
+                        chat_receive(line, n_line);
             } else if (errno != EAGAIN && errno != EINTR) {
                 die("read", server);
             }
@@ -1474,25 +1134,25 @@ int main(int argc, char **argv)
             if (n == 0) {
                 stdin_open = 0;
                 if ((piece = irc_rest_line(&from_user, line, &n_line)) != IRC_NONE)
-                    typed_piece(piece, line, n_line);
+                    chat_typed(piece, line, n_line);
             } else if (n > 0) {
                 from_user.len += (size_t)n;
                 while ((piece = irc_next_line(&from_user, line, &n_line)) != IRC_NONE)
-                    typed_piece(piece, line, n_line);
+                    chat_typed(piece, line, n_line);
             } else if (errno != EINTR) {
                 die("read", "stdin");
             }
         }
         /* End of input: leave once our offers and transfers are over (lab
          * 07 leaves at once), so that `... | ./client-c` can send a file. */
-        if (!stdin_open && !quitting && !busy())
-            typed(strcpy(line, "/quit"));
+        if (!stdin_open && !chat_quitting() && !busy())
+            chat_typed(IRC_WHOLE, "/quit", 5);
 
-        if ((fds[1].revents & (POLLOUT | POLLHUP | POLLERR)) && queued_len > 0) {
-            ssize_t n = write(sockfd, queued, queued_len);
+        if ((fds[1].revents & (POLLOUT | POLLHUP | POLLERR)) && chat_outlen > 0) {
+            ssize_t n = write(sockfd, chat_out, chat_outlen);
             if (n > 0) {
-                memmove(queued, queued + n, queued_len - (size_t)n);
-                queued_len -= (size_t)n;
+                memmove(chat_out, chat_out + n, chat_outlen - (size_t)n);
+                chat_outlen -= (size_t)n;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 die("write", server);
             }

@@ -15,10 +15,10 @@
  *
  * Also here: the name a received file may have (the sender chose it), the
  * file itself while it arrives (NAME.part), and sizes, rates and progress
- * as text. Built into the client with irc.c and labs.c:
+ * as text. Built into the client with chat.c, irc.c and labs.c:
  *
  *     cc -Wall -Wextra -O2 -I../common -o client-c client.c ../common/dcc.c \
- *         ../common/irc.c ../common/labs.c
+ *         ../common/chat.c ../common/irc.c ../common/labs.c
  */
 #ifndef DCC_H
 #define DCC_H
