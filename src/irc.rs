@@ -155,7 +155,7 @@ pub fn format(prefix: Option<&str>, command: &str, params: &[&str]) -> String {
     line
 }
 
-/// As [`format`], on bytes, as a server relays them: the last parameter is
+/// As [`format()`], on bytes, as a server relays them: the last parameter is
 /// always sent as trailing if `trailing` (the usual form for text, a
 /// PRIVMSG's message, a numeric's sentence), and a line too long is cut at
 /// its 510th byte, before CR LF, whatever that byte is.

@@ -1,12 +1,24 @@
 //! What the labs share and what is not the lesson.
 //!
 //! The socket calls themselves are written out in every lab, at the call
-//! site, as in the C originals. This library holds the rest: reading the
-//! command line, reporting errors, framing lines across `read(2)` calls and
-//! the write-all loop (Stevens' `writen`), the spare descriptor that lets
-//! the servers of labs 04, 05 and 07 survive EMFILE, the IRC message format
-//! of lab 07, the chat client's conversation (labs 07 and 08), and lab 08's
-//! DCC offers; the token bucket that bounds lab 06's echoes and log.
+//! site, as in the C originals. This library holds the rest, each module
+//! named for what it does:
+//!
+//! - every lab: the command line (`cli`), error lines and strerror(3) and
+//!   strsignal(3) texts (`fail`), the write-all loops, Stevens' `writen`
+//!   (`io`), framing lines across `read(2)` calls (`lines`), an accepted
+//!   connection's peer and a client's connect loop (`conn`);
+//! - surviving a shortage of descriptors: raising RLIMIT_NOFILE (`limits`),
+//!   lab 03's accept pause (`pause`), the spare descriptor of labs 04, 05
+//!   and 07 (`spare`);
+//! - lab 06: the token bucket that bounds its echoes and its log (`rate`);
+//! - labs 07 and 08: the IRC message format (`irc`), the chat client's
+//!   conversation (`chat`), the date of a reply (`date`), DCC offers and
+//!   safe file names (`dcc`), the received file (`download`) and the
+//!   transfer's progress line (`progress`).
+//!
+//! The C twins share the same kind of helpers in `labs/common/` (labs.h,
+//! irc.h, chat.h, dcc.h), as UNP's programs share unp.h.
 
 pub mod chat;
 pub mod cli;
