@@ -34,6 +34,17 @@ pub fn print_out(args: fmt::Arguments) {
     let _ = out.flush();
 }
 
+/// As [`log!`], for a line that is bytes and not text (lab 07's chat
+/// client shows what the server relays as it came, as printf(3)'s `%s`
+/// would): written as it is, then a newline.
+pub fn print_out_bytes(line: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    erase_status(&mut out);
+    let _ = out.write_all(line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
 #[doc(hidden)]
 pub fn print_err(args: fmt::Arguments) {
     erase_status(&mut std::io::stdout().lock());
