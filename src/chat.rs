@@ -9,11 +9,27 @@
 //! for the server are appended to the caller's queue, which its loop
 //! writes when poll(2) says the socket takes them.
 //!
+//! Text is bytes, as the server relays it (RFC 2812 §2.2 names no
+//! character set), and as the C twin (labs/common/chat.c) holds it: a typed
+//! line and a server line are never decoded, only split at ASCII spaces;
+//! white space trimmed is ASCII's (isspace(3) in the C locale); a NUL ends
+//! a line, as it ends a C string; a line too long for IRC is cut at its
+//! 510th byte ([`irc::format_bytes`]); and what is shown goes to stdout as
+//! it came, as printf(3)'s `%s` writes it.
+//!
 //! Lab 08 adds commands of its own and a first look at every server line
 //! through an [`Extension`]; lab 07 uses [`Chat`] as it is.
 
-use crate::irc::{self, Message};
+use crate::irc::{self, Message, RawMessage};
 use crate::{Line, log};
+
+/// Shows one line on stdout made of pieces, text or bytes, written as they
+/// are (see the module's notes).
+macro_rules! say {
+    ($($part:expr),+ $(,)?) => {
+        $crate::fail::print_out_bytes(&[$(AsRef::<[u8]>::as_ref(&$part)),+].concat())
+    };
+}
 
 /// Stdin is read only while less than this waits to go to the server.
 pub const MAX_QUEUED: usize = 64 * 1024;
@@ -50,14 +66,15 @@ pub trait Extension {
 
     /// A typed `/name args` that the chat does not know (the user has a
     /// nickname by then). Returns false if the extension does not know it
-    /// either.
+    /// either. Given as text: bytes that are not UTF-8 become U+FFFD.
     fn command(&mut self, chat: &mut Chat, name: &str, args: &str, queued: &mut Vec<u8>) -> bool {
         let _ = (chat, name, args, queued);
         false
     }
 
-    /// A message from the server, before the chat shows it. Returns true
-    /// if the extension took it: the chat then shows nothing.
+    /// A message from the server, before the chat shows it, as text (see
+    /// [`Message`]). Returns true if the extension took it: the chat then
+    /// shows nothing.
     fn message(&mut self, chat: &mut Chat, msg: &Message, queued: &mut Vec<u8>) -> bool {
         let _ = (chat, msg, queued);
         false
@@ -71,11 +88,11 @@ impl Extension for Plain {}
 
 /// What the client knows of the conversation.
 pub struct Chat {
-    nick: Option<String>,
+    nick: Option<Vec<u8>>,
     registered: bool,
     user_sent: bool,
     /// Channels joined, the current one last.
-    channels: Vec<String>,
+    channels: Vec<Vec<u8>>,
     raw: bool,
     quitting: bool,
 }
@@ -100,45 +117,51 @@ impl Chat {
     }
 
     /// Our nickname, `?` before we have one.
-    pub fn me(&self) -> &str {
-        self.nick.as_deref().unwrap_or("?")
+    pub fn me(&self) -> &[u8] {
+        self.nick.as_deref().unwrap_or(b"?")
     }
 
     /// `channel` becomes the current one (the last of the list). The list
     /// is bounded whatever the server sends: past MAX_JOINED, the oldest is
     /// forgotten (the server lets a user be on 20).
-    fn join(&mut self, channel: String) {
-        self.channels
-            .retain(|c| irc::fold(c) != irc::fold(&channel));
+    fn join(&mut self, channel: &[u8]) {
+        self.forget(channel);
         if self.channels.len() == MAX_JOINED {
             self.channels.remove(0);
         }
-        self.channels.push(channel);
+        self.channels.push(channel.to_vec());
     }
 
-    /// Queues one IRC message for the server.
-    pub fn queue(&self, queued: &mut Vec<u8>, command: &str, params: &[&str]) {
-        let line = irc::format(None, command, params);
+    /// We are not on `channel` (any case of it).
+    fn forget(&mut self, channel: &[u8]) {
+        let name = irc::fold_bytes(channel);
+        self.channels.retain(|c| irc::fold_bytes(c) != name);
+    }
+
+    /// Queues one IRC message for the server: a line of at most 512 bytes,
+    /// cut at its 510th byte if longer, as the C twin's irc_format does.
+    pub fn queue(&self, queued: &mut Vec<u8>, command: &str, params: &[&[u8]]) {
+        let line = irc::format_bytes(None, command, params, false);
         if self.raw {
-            log!(">> {}", line.trim_end());
+            say!(">> ", trim_end(&line));
         }
         // Bounded whatever the server does: stdin is read only below
         // MAX_QUEUED, but a server that sends PINGs and never reads our
         // PONGs would make the queue grow. Past the bound, a line is dropped.
         if queued.len() + line.len() <= QUEUE_SIZE {
-            queued.extend_from_slice(line.as_bytes());
+            queued.extend_from_slice(&line);
         }
     }
 
     /// Sends NICK, and USER the first time: registration (RFC 2812 §3.1).
-    pub fn register(&mut self, nick: &str, queued: &mut Vec<u8>) {
+    pub fn register(&mut self, nick: &[u8], queued: &mut Vec<u8>) {
         self.queue(queued, "NICK", &[nick]);
         if !self.user_sent {
             // USER <user> <mode> <unused> :<realname> (RFC 2812 §3.1.3)
-            self.queue(queued, "USER", &[nick, "0", "*", nick]);
+            self.queue(queued, "USER", &[nick, b"0", b"*", nick]);
             self.user_sent = true;
         }
-        self.nick = Some(nick.to_string());
+        self.nick = Some(nick.to_vec());
     }
 
     /// A piece of typed input: whole lines are used; a line too long for
@@ -163,93 +186,101 @@ impl Chat {
 
     /// As [`typed`](Self::typed), with an extension's commands.
     pub fn typed_with(&mut self, line: &[u8], queued: &mut Vec<u8>, ext: &mut dyn Extension) {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        if text.trim().is_empty() {
+        let mut text = line;
+        while let [before @ .., b'\r' | b'\n'] = text {
+            text = before;
+        }
+        let text = until_nul(text);
+        if trim(text).is_empty() {
             return;
         }
-        let Some(command) = text.strip_prefix('/') else {
+        let Some(command) = text.strip_prefix(b"/") else {
             match self.channels.last() {
                 Some(channel) => {
                     let channel = channel.clone();
                     self.queue(queued, "PRIVMSG", &[&channel, text]);
-                    log!("[{channel}] {}: {text}", self.me());
+                    say!("[", channel, "] ", self.me(), ": ", text);
                 }
                 None => log!("-!- you are on no channel: /join #name, or /msg NICK text"),
             }
             return;
         };
-        let (name, args) = command.split_once(' ').unwrap_or((command, ""));
-        let args = args.trim();
-        let (first, rest) = args.split_once(' ').unwrap_or((args, ""));
-        if !self.user_sent && !matches!(name, "nick" | "help" | "quit") {
+        let (name, args) = split_space(command);
+        let args = trim(args);
+        let (first, rest) = split_space(args);
+        if !self.user_sent && !matches!(name, b"nick" | b"help" | b"quit") {
             log!("-!- choose a nickname first: /nick NAME");
             return;
         }
         match name {
-            "nick" if !first.is_empty() => {
+            b"nick" if !first.is_empty() => {
                 if self.registered {
                     self.queue(queued, "NICK", &[first]);
                 } else {
                     self.register(first, queued);
                 }
             }
-            "who" => self.queue(queued, "WHO", &[if first.is_empty() { "*" } else { first }]),
-            "whois" if !first.is_empty() => self.queue(queued, "WHOIS", &[first]),
-            "msg" if !first.is_empty() && !rest.is_empty() => {
+            b"who" => self.queue(
+                queued,
+                "WHO",
+                &[if first.is_empty() { b"*" } else { first }],
+            ),
+            b"whois" if !first.is_empty() => self.queue(queued, "WHOIS", &[first]),
+            b"msg" if !first.is_empty() && !rest.is_empty() => {
                 self.queue(queued, "PRIVMSG", &[first, rest]);
-                log!("-> *{first}* {rest}");
+                say!("-> *", first, "* ", rest);
             }
-            "msgall" if !args.is_empty() => {
+            b"msgall" if !args.is_empty() => {
                 // $* is the mask "every user on this server" (RFC 2812 §3.3.1).
-                self.queue(queued, "PRIVMSG", &["$*", args]);
-                log!("[all] {}: {args}", self.me());
+                self.queue(queued, "PRIVMSG", &[b"$*", args]);
+                say!("[all] ", self.me(), ": ", args);
             }
-            "join" if !first.is_empty() => {
-                let channel = if first.starts_with('#') {
-                    first.to_string()
+            b"join" if !first.is_empty() => {
+                let channel = if first.starts_with(b"#") {
+                    first.to_vec()
                 } else {
-                    format!("#{first}")
+                    [b"#", first].concat()
                 };
                 self.queue(queued, "JOIN", &[&channel]);
                 // Lines typed next go there at once, without waiting for
                 // the server's JOIN: piped input does not wait. An error
                 // about the channel undoes it.
-                self.join(channel);
+                self.join(&channel);
             }
-            "part" => match (first, self.channels.last()) {
-                ("", Some(current)) => {
+            b"part" => match (first, self.channels.last()) {
+                (b"", Some(current)) => {
                     let current = current.clone();
                     self.queue(queued, "PART", &[&current]);
                 }
-                ("", None) => log!("-!- you are on no channel"),
+                (b"", None) => log!("-!- you are on no channel"),
                 (channel, _) => self.queue(queued, "PART", &[channel]),
             },
-            "names" => match (first, self.channels.last()) {
-                ("", Some(current)) => {
+            b"names" => match (first, self.channels.last()) {
+                (b"", Some(current)) => {
                     let current = current.clone();
                     self.queue(queued, "NAMES", &[&current]);
                 }
-                ("", None) => self.queue(queued, "NAMES", &[]),
+                (b"", None) => self.queue(queued, "NAMES", &[]),
                 (channel, _) => self.queue(queued, "NAMES", &[channel]),
             },
-            "list" => self.queue(queued, "LIST", &[]),
-            "quit" => {
+            b"list" => self.queue(queued, "LIST", &[]),
+            b"quit" => {
                 if self.user_sent {
-                    let message = if args.is_empty() { "leaving" } else { args };
+                    let message = if args.is_empty() { b"leaving" } else { args };
                     self.queue(queued, "QUIT", &[message]);
                     self.quitting = true;
                 } else {
                     std::process::exit(0);
                 }
             }
-            "help" => log!("{COMMANDS}{}", ext.help()),
-            "nick" | "whois" | "msg" | "msgall" | "join" => {
-                log!("-!- /{name} needs more: /help shows how to use it")
+            b"help" => log!("{COMMANDS}{}", ext.help()),
+            b"nick" | b"whois" | b"msg" | b"msgall" | b"join" => {
+                say!("-!- /", name, " needs more: /help shows how to use it")
             }
             _ => {
-                if !ext.command(self, name, args, queued) {
-                    log!("-!- unknown command /{name}: /help lists them")
+                let text = |bytes| String::from_utf8_lossy(bytes).into_owned();
+                if !ext.command(self, &text(name), &text(args), queued) {
+                    say!("-!- unknown command /", name, ": /help lists them")
                 }
             }
         }
@@ -262,135 +293,183 @@ impl Chat {
 
     /// As [`receive`](Self::receive), the extension looking first.
     pub fn receive_with(&mut self, line: &[u8], queued: &mut Vec<u8>, ext: &mut dyn Extension) {
-        let Some(msg) = Message::parse(line) else {
+        let Some(msg) = RawMessage::parse(line) else {
             return;
         };
         if self.raw {
-            log!("<< {}", String::from_utf8_lossy(line).trim_end());
+            say!("<< ", trim_end(until_nul(line)));
         }
-        if ext.message(self, &msg, queued) {
+        if let Some(text) = Message::parse(until_nul(line))
+            && ext.message(self, &text, queued)
+        {
             return;
         }
-        let from = sender(&msg).to_string();
-        let is_me = irc::fold(&from) == irc::fold(self.me());
-        let p = |i: usize| msg.param(i).unwrap_or("");
-        let last = msg.params.last().map(String::as_str).unwrap_or("");
-        match msg.command.to_ascii_uppercase().as_str() {
-            "PING" => self.queue(queued, "PONG", &[last]),
-            "PRIVMSG" | "NOTICE" => {
+        let from = raw_sender(&msg);
+        let is_me = irc::fold_bytes(from) == irc::fold_bytes(self.me());
+        let p = |i: usize| msg.params.get(i).copied().unwrap_or(b"");
+        let last = msg.params.last().copied().unwrap_or(b"");
+        match msg.command.to_ascii_uppercase().as_slice() {
+            b"PING" => self.queue(queued, "PONG", &[last]),
+            b"PRIVMSG" | b"NOTICE" => {
                 let target = p(0);
                 let text = p(1);
                 if msg.is("NOTICE") {
-                    log!("-{from}- {text}");
-                } else if target.starts_with('$') {
-                    log!("[all] {from}: {text}");
-                } else if target.starts_with('#') || target.starts_with('&') {
-                    log!("[{target}] {from}: {text}");
+                    say!("-", from, "- ", text);
+                } else if target.starts_with(b"$") {
+                    say!("[all] ", from, ": ", text);
+                } else if target.starts_with(b"#") || target.starts_with(b"&") {
+                    say!("[", target, "] ", from, ": ", text);
                 } else {
-                    log!("*{from}* {text}");
+                    say!("*", from, "* ", text);
                 }
             }
-            "JOIN" => {
-                let channel = p(0).to_string();
+            b"JOIN" => {
                 if is_me {
-                    log!("-!- you joined {channel}");
-                    self.join(channel);
+                    say!("-!- you joined ", p(0));
+                    self.join(p(0));
                 } else {
-                    log!("-!- {from} joined {channel}");
+                    say!("-!- ", from, " joined ", p(0));
                 }
             }
-            "PART" => {
-                let channel = p(0).to_string();
+            b"PART" => {
                 if is_me {
-                    log!("-!- you left {channel}");
-                    self.channels
-                        .retain(|c| irc::fold(c) != irc::fold(&channel));
+                    say!("-!- you left ", p(0));
+                    self.forget(p(0));
                 } else {
-                    log!("-!- {from} left {channel}");
+                    say!("-!- ", from, " left ", p(0));
                 }
             }
-            "QUIT" => log!("-!- {from} quit ({})", p(0)),
-            "NICK" => {
+            b"QUIT" => say!("-!- ", from, " quit (", p(0), ")"),
+            b"NICK" => {
                 if is_me {
-                    self.nick = Some(p(0).to_string());
-                    log!("-!- you are now known as {}", p(0));
+                    self.nick = Some(p(0).to_vec());
+                    say!("-!- you are now known as ", p(0));
                 } else {
-                    log!("-!- {from} is now known as {}", p(0));
+                    say!("-!- ", from, " is now known as ", p(0));
                 }
             }
-            "TOPIC" => log!("-!- {from} set the topic of {}: {}", p(0), p(1)),
-            "ERROR" if self.quitting => {}
-            "ERROR" => log!("-!- server: {last}"),
+            b"TOPIC" => say!("-!- ", from, " set the topic of ", p(0), ": ", p(1)),
+            b"ERROR" if self.quitting => {}
+            b"ERROR" => say!("-!- server: ", last),
             // RPL_WELCOME: registered, under the nick the server confirms.
-            "001" => {
+            b"001" => {
                 self.registered = true;
-                self.nick = Some(p(0).to_string());
-                log!("-!- {last}");
+                self.nick = Some(p(0).to_vec());
+                say!("-!- ", last);
             }
             // The rest of the welcome burst and the server's statistics.
-            "002" | "003" | "004" | "005" | "251" | "252" | "253" | "254" | "255" | "265"
-            | "266" | "375" | "376" => {}
-            "372" => log!("{last}"),
-            "422" => {} // no message of the day
+            b"002" | b"003" | b"004" | b"005" | b"251" | b"252" | b"253" | b"254" | b"255"
+            | b"265" | b"266" | b"375" | b"376" => {}
+            b"372" => say!(last),
+            b"422" => {} // no message of the day
             // WHO: one 352 per user, then 315.
-            "352" => {
+            b"352" => {
                 // <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname>
                 match p(1) {
-                    "*" => log!("{} ({}@{})", p(5), p(2), p(3)),
-                    channel => log!("{} ({}@{}) on {channel}", p(5), p(2), p(3)),
+                    b"*" => say!(p(5), " (", p(2), "@", p(3), ")"),
+                    channel => say!(p(5), " (", p(2), "@", p(3), ") on ", channel),
                 }
             }
-            "315" => log!("-!- end of /who"),
+            b"315" => log!("-!- end of /who"),
             // WHOIS
-            "311" => log!("{} is {}@{} ({})", p(1), p(2), p(3), last),
-            "312" => log!("{} is on server {}", p(1), p(2)),
-            "317" => log!("{} has been idle {} s", p(1), p(2)),
-            "319" => log!("{} is on {}", p(1), last),
+            b"311" => say!(p(1), " is ", p(2), "@", p(3), " (", last, ")"),
+            b"312" => say!(p(1), " is on server ", p(2)),
+            b"317" => say!(p(1), " has been idle ", p(2), " s"),
+            b"319" => say!(p(1), " is on ", last),
             // RPL_WHOISACTUALLY: the address and port the user connects from.
-            "338" => log!("{} is connected from {}", p(1), p(2)),
-            "318" => log!("-!- end of /whois"),
+            b"338" => say!(p(1), " is connected from ", p(2)),
+            b"318" => log!("-!- end of /whois"),
             // NAMES: 353 <me> <type> <channel> :<names>, then 366.
-            "353" => log!("users on {}: {}", p(2), last),
-            "366" => {}
+            b"353" => say!("users on ", p(2), ": ", last),
+            b"366" => {}
             // LIST: 322 <me> <channel> <visible> :<topic>
-            "321" => {}
-            "322" => {
-                let line = format!("{} ({} users) {}", p(1), p(2), last);
-                log!("{}", line.trim_end());
+            b"321" => {}
+            b"322" => {
+                let line = [p(1), b" (", p(2), b" users) ", last].concat();
+                say!(trim_end(&line));
             }
-            "323" => log!("-!- end of /list"),
-            "331" => log!("-!- {} has no topic", p(1)),
-            "332" => log!("-!- topic of {}: {}", p(1), last),
-            "433" => {
-                log!(
-                    "-!- nickname {} is taken: choose another with /nick NAME",
-                    p(1)
+            b"323" => log!("-!- end of /list"),
+            b"331" => say!("-!- ", p(1), " has no topic"),
+            b"332" => say!("-!- topic of ", p(1), ": ", last),
+            b"433" => {
+                say!(
+                    "-!- nickname ",
+                    p(1),
+                    " is taken: choose another with /nick NAME"
                 );
                 if !self.registered {
                     self.nick = None;
                 }
             }
-            code if code.len() == 3 && code.starts_with(['4', '5']) => {
+            code if code.len() == 3 && (code.starts_with(b"4") || code.starts_with(b"5")) => {
                 // Errors: "<me> [<subject>] :<sentence>"; show one plain sentence.
-                let subject = if msg.params.len() > 2 { p(1) } else { "" };
+                let subject = if msg.params.len() > 2 { p(1) } else { b"" };
                 // 403, 405, 471-476: we are not on that channel after all.
-                if matches!(code, "403" | "405" | "471" | "473" | "474" | "475" | "476") {
-                    self.channels.retain(|c| irc::fold(c) != irc::fold(subject));
+                if matches!(
+                    code,
+                    b"403" | b"405" | b"471" | b"473" | b"474" | b"475" | b"476"
+                ) {
+                    self.forget(subject);
                 }
                 if subject.is_empty() {
-                    log!("-!- error: {last}");
+                    say!("-!- error: ", last);
                 } else {
-                    log!("-!- error: {last} ({subject})");
+                    say!("-!- error: ", last, " (", subject, ")");
                 }
             }
             // Any other reply (WHOIS extras such as the address, 338/378): its text.
-            code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
-                let rest: Vec<&str> = msg.params.iter().skip(1).map(String::as_str).collect();
-                log!("{}", rest.join(" "));
+            code if code.len() == 3 && code.iter().all(|b| b.is_ascii_digit()) => {
+                say!(msg.params[1.min(msg.params.len())..].join(&b' '));
             }
             _ => {}
         }
     }
+}
+
+/// White space as isspace(3) knows it in the C locale: ASCII's, vertical
+/// tab included (which `u8::is_ascii_whitespace` leaves out).
+fn is_space(b: &u8) -> bool {
+    b" \t\n\x0b\x0c\r".contains(b)
+}
+
+/// `bytes` without white space at its end.
+fn trim_end(mut bytes: &[u8]) -> &[u8] {
+    while let [before @ .., last] = bytes
+        && is_space(last)
+    {
+        bytes = before;
+    }
+    bytes
+}
+
+/// `bytes` without white space at either end.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    trim_end(&bytes[start..])
+}
+
+/// What comes before the first NUL: a NUL ends a line, as it ends a C string.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// What comes before the first space, and what after it ("" without one).
+fn split_space(bytes: &[u8]) -> (&[u8], &[u8]) {
+    match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, b""),
+    }
+}
+
+/// The nick of who sent `msg`, as [`sender`] says it, in bytes.
+fn raw_sender<'a>(msg: &RawMessage<'a>) -> &'a [u8] {
+    msg.prefix
+        .map(|p| p.split(|&b| b == b'!').next().unwrap_or(p))
+        .unwrap_or(b"")
 }
 
 /// The nick of who sent `msg`: the `nick` of a `nick!user@host` prefix,

@@ -8,6 +8,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::sync::mpsc::channel;
+use std::thread;
+use std::time::Duration;
 
 use common::{
     Interactive, Server, Twin, c_twin, check_twins_agree_on_arguments, check_usage_error, run,
@@ -208,4 +211,103 @@ fn both_clients_agree_on_their_arguments() {
             &["127.0.0.1", &port, "--nick=x", "--raw"],
         ],
     );
+}
+
+/// Text is bytes, for the client as for the server (RFC 2812 §2.2 names no
+/// character set): typed lines and server lines go on the wire and to
+/// stdout as they came, whatever their encoding; white space trimmed is
+/// ASCII's; a NUL ends a line; a line too long is cut at its 510th byte,
+/// in the middle of a character if that is where it falls. Both clients
+/// must write the same bytes, on the wire and on stdout.
+#[test]
+fn both_clients_pass_bytes_as_they_come() {
+    let long = format!("x{}", "\u{e9}".repeat(250)); // 501 bytes, no space
+    let mut script: Vec<u8> = Vec::new();
+    for line in [
+        &b"/join #caf\xe9"[..],
+        b"\xe9t\xe9",                // Latin-1, not UTF-8
+        b"\xc2\xa0\xe3\x80\x80",     // only blanks, but not ASCII ones
+        b"/msg bob hi\xe3\x80\x80 ", // a non-ASCII blank before the ASCII one
+        b"a\0b",                     // a NUL ends the line
+        long.as_bytes(),
+        b"/quit bye",
+    ] {
+        script.extend_from_slice(line);
+        script.push(b'\n');
+    }
+    let from_server: &[u8] = b":bob!bob@127.0.0.1 PRIVMSG erin :caf\xe9 \xff\xfe\r\n\
+        :bob!bob@127.0.0.1 PRIVMSG #caf\xe9 :x\0y\r\n";
+
+    // The long line: "PRIVMSG #caf\xe9 " and 496 bytes of the text, the last
+    // of them the first half of an é.
+    let cut = [&b"PRIVMSG #caf\xe9 "[..], &long.as_bytes()[..496], b"\r\n"].concat();
+    assert!(cut.ends_with(b"\xc3\r\n") && cut.len() == 512);
+    let wire = [
+        &b"NICK erin\r\nUSER erin 0 * erin\r\nJOIN #caf\xe9\r\n"[..],
+        b"PRIVMSG #caf\xe9 \xe9t\xe9\r\n",
+        b"PRIVMSG #caf\xe9 \xc2\xa0\xe3\x80\x80\r\n",
+        b"PRIVMSG bob hi\xe3\x80\x80\r\n",
+        b"PRIVMSG #caf\xe9 a\r\n",
+        &cut,
+        b"QUIT bye\r\n",
+    ]
+    .concat();
+    let long_shown = [&b"[#caf\xe9] erin: "[..], long.as_bytes(), b"\n"].concat();
+    let shown = [
+        &b"[#caf\xe9] erin: \xe9t\xe9\n"[..],
+        b"[#caf\xe9] erin: \xc2\xa0\xe3\x80\x80\n",
+        b"-> *bob* hi\xe3\x80\x80\n",
+        b"[#caf\xe9] erin: a\n",
+        &long_shown,
+        b"*bob* caf\xe9 \xff\xfe\n",
+        b"[#caf\xe9] bob: x\n",
+    ]
+    .concat();
+
+    for twin in [Twin::Rust, Twin::C] {
+        let (sent, out) = bytes_scene(&Chat::of(twin).client, &script, from_server);
+        assert_eq!(out.code(), Some(0), "{twin:?}: stderr {}", out.stderr);
+        assert_eq!(
+            sent.escape_ascii().to_string(),
+            wire.escape_ascii().to_string(),
+            "{twin:?}: the wire"
+        );
+        assert_eq!(
+            out.stdout.escape_ascii().to_string(),
+            shown.escape_ascii().to_string(),
+            "{twin:?}: stdout"
+        );
+    }
+}
+
+/// Runs `client --nick erin` with `script` on its stdin against a stand-in
+/// server that reads every line up to QUIT, then sends `lines` and closes.
+/// Returns what the client sent, and how it ended.
+fn bytes_scene(client: &str, script: &[u8], lines: &[u8]) -> (Vec<u8>, common::Run) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port().to_string();
+    let lines = lines.to_vec();
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+        let (mut sent, mut line) = (Vec::new(), Vec::new());
+        while !line.starts_with(b"QUIT") {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).expect("read") == 0 {
+                break;
+            }
+            sent.extend_from_slice(&line);
+        }
+        let mut conn = conn;
+        conn.write_all(&lines).expect("write");
+        let _ = tx.send(sent);
+    });
+    let out = run(client, &["127.0.0.1", &port, "--nick", "erin"], script);
+    let sent = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stand-in server saw the client's QUIT");
+    (sent, out)
 }

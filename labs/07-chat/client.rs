@@ -83,7 +83,7 @@ fn main() {
     let mut chat = Chat::new(raw);
     let mut queued: Vec<u8> = Vec::new();
     match nick {
-        Some(nick) => chat.register(&nick, &mut queued),
+        Some(nick) => chat.register(nick.as_bytes(), &mut queued),
         None => log!("-!- choose a nickname: /nick NAME"),
     }
 

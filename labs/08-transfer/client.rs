@@ -119,7 +119,7 @@ fn main() {
     let mut transfers = Transfers::new(downloads, max_size.map(|s| s.0), offer_timeout, local.ip());
     let mut queued: Vec<u8> = Vec::new();
     match nick {
-        Some(nick) => chat.register(&nick, &mut queued),
+        Some(nick) => chat.register(nick.as_bytes(), &mut queued),
         None => log!("-!- choose a nickname: /nick NAME"),
     }
 

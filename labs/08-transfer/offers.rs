@@ -200,7 +200,7 @@ impl Transfers {
             log!("-!- {path} has no usable file name: not sent");
             return;
         };
-        chat.queue(queued, "WHOIS", &[to]);
+        chat.queue(queued, "WHOIS", &[to.as_bytes()]);
         // Its replies are ours until its end (318); a server that never
         // ends one cannot make the list grow.
         if !self.whois.contains(&irc::fold(to)) {
@@ -228,7 +228,10 @@ impl Transfers {
             chat.queue(
                 queued,
                 "PRIVMSG",
-                &[&out.to, &dcc::send_offer(&out.name, bound, out.size)],
+                &[
+                    out.to.as_bytes(),
+                    dcc::send_offer(&out.name, bound, out.size).as_bytes(),
+                ],
             );
             log!(
                 "-!- offering {} ({}) to {} at {host}: listening on {bound} for {} s",
@@ -343,7 +346,10 @@ impl Transfers {
             chat.queue(
                 queued,
                 "NOTICE",
-                &[&offer.from, &dcc::reject(&offer.offer.name)],
+                &[
+                    offer.from.as_bytes(),
+                    dcc::reject(&offer.offer.name).as_bytes(),
+                ],
             );
             log!("-!- refused {} from {}", offer.name, offer.from);
             offer.state = In::Done;
@@ -367,7 +373,10 @@ impl Transfers {
             chat.queue(
                 queued,
                 "NOTICE",
-                &[&offer.from, &dcc::reject(&offer.offer.name)],
+                &[
+                    offer.from.as_bytes(),
+                    dcc::reject(&offer.offer.name).as_bytes(),
+                ],
             );
             offer.state = In::Done;
             return;
