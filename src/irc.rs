@@ -8,9 +8,10 @@
 //!
 //! Two views of the same format. A line is bytes, and IRC names no
 //! character set (RFC 2812 §2.2): a server relays text without reading it,
-//! so lab 07's server works on [`RawMessage`] and [`format_bytes`], as its C
-//! twin does (labs/common/irc.c). A client shows text to a person:
-//! [`Message`] holds it as Rust strings, bytes that are not UTF-8 replaced.
+//! so lab 07's server and the chat clients (src/chat.rs) work on
+//! [`RawMessage`] and [`format_bytes`], as their C twins do
+//! (labs/common/irc.c). [`Message`] holds a line as Rust strings, bytes
+//! that are not UTF-8 replaced, for what reads words (lab 08's DCC offers).
 //!
 //! Not the lesson of lab 07 (which is the server as go-between), so it lives
 //! here, with its tests. Every input, however hostile, gives a message or
