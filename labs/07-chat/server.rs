@@ -356,7 +356,7 @@ impl Connections {
         self.list.push(conn);
     }
 
-    /// Removes list[i]; those after it move down a place.
+    /// Removes `list[i]`; those after it move down a place.
     fn remove(&mut self, i: usize) -> Connection {
         let conn = self.list.remove(i);
         self.place.remove(&conn.id);
@@ -386,7 +386,7 @@ impl Outbox for Connections {
     }
 }
 
-/// One read(2) from the readable conns.list[i], and the commands its whole
+/// One read(2) from the readable `conns.list[i]`, and the commands its whole
 /// lines make. `ping_at`: when to PING it next, if a line proves it alive.
 fn read_lines(conns: &mut Connections, i: usize, irc: &mut Irc, ping_at: Instant) {
     let conn = &mut conns.list[i];

@@ -107,7 +107,7 @@ impl Irc {
         }
     }
 
-    /// PART #a,#b [:reason]
+    /// `PART #a,#b [:reason]`
     pub(super) fn part(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         for name in p[0].split(|&b| b == b',').filter(|n| !n.is_empty()) {
             let key = fold_bytes(name);
@@ -194,7 +194,7 @@ impl Irc {
         self.reply(out, from, "323", &[b"End of /LIST"]);
     }
 
-    /// TOPIC #chan [:text]. Anyone on the channel may set the topic: this
+    /// `TOPIC #chan [:text]`. Anyone on the channel may set the topic: this
     /// server has no mode +t (topic reserved to operators).
     pub(super) fn topic(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(channel) = self.channels.get(&fold_bytes(p[0])) else {
@@ -253,7 +253,7 @@ impl Irc {
         );
     }
 
-    /// MODE #chan [changes [nicks]]: the channel's modes (none but operator
+    /// `MODE #chan [changes [nicks]]`: the channel's modes (none but operator
     /// status, +o/-o given by an operator), and the ban list (always empty)
     /// that irssi asks for on joining.
     pub(super) fn channel_mode(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {

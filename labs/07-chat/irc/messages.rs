@@ -12,7 +12,7 @@ use super::{Id, Irc, Outbox};
 const MAX_TARGETS: usize = 4;
 
 impl Irc {
-    /// PRIVMSG and NOTICE <target>{,<target>} :<text>, to a nick, a channel
+    /// PRIVMSG and NOTICE `<target>{,<target>} :<text>`, to a nick, a channel
     /// or `$*`, every user of this server (RFC 2812 §3.3.1: a server mask).
     /// A NOTICE is never answered, not even with an error (§3.3.2): two
     /// programs answering each other's notices would loop forever.

@@ -6,7 +6,7 @@ use socket_labs::irc::{fold_bytes, format_bytes, mask_matches};
 use super::{Id, Irc, Outbox, User};
 
 impl Irc {
-    /// WHO [mask]: one 352 per user matching (a channel's members for
+    /// `WHO [mask]`: one 352 per user matching (a channel's members for
     /// `#chan`; `*` or nothing for everyone), then 315 repeating the mask.
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
@@ -48,7 +48,7 @@ impl Irc {
         self.reply(out, from, "315", &[mask, b"End of WHO list"]);
     }
 
-    /// WHOIS [server] nick: who they are, where from (address and port),
+    /// `WHOIS [server] nick`: who they are, where from (address and port),
     /// on which channels, idle how long; always ended by 318.
     pub(super) fn whois(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(&nick) = p.last().filter(|n| !n.is_empty()) else {
@@ -95,7 +95,7 @@ impl Irc {
         self.reply(out, from, "318", &[nick, b"End of /WHOIS list"]);
     }
 
-    /// MODE nick [changes]: a user's own modes, +i only, kept but without
+    /// `MODE nick [changes]`: a user's own modes, +i only, kept but without
     /// effect.
     pub(super) fn user_mode(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(user) = self.users.get(&from) else {

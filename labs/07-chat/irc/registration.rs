@@ -125,7 +125,7 @@ impl Irc {
         out.queue(from, &line);
     }
 
-    /// USER <user> <mode> <unused> :<realname> (RFC 2812 §3.1.3).
+    /// `USER <user> <mode> <unused> :<realname>` (RFC 2812 §3.1.3).
     pub(super) fn user(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         if self.is_registered(from) {
             self.reply(out, from, "462", &[b"You may not reregister"]);
@@ -175,7 +175,7 @@ impl Irc {
         self.reply(out, from, "422", &[b"MOTD File is missing"]);
     }
 
-    /// PING <token>: PONG, with the same token.
+    /// `PING <token>`: PONG, with the same token.
     pub(super) fn pong(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let name = self.name.as_bytes();
         out.queue(from, &format_bytes(Some(name), "PONG", &[name, p[0]], true));
@@ -188,7 +188,7 @@ impl Irc {
         out.queue(to, &format_bytes(Some(name), "PING", &[name], true));
     }
 
-    /// QUIT [:message]: answered with ERROR; its channels see the QUIT when
+    /// `QUIT [:message]`: answered with ERROR; its channels see the QUIT when
     /// the connection is closed, at the end of this turn.
     pub(super) fn quit(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let why = p.first().copied().filter(|w| !w.is_empty());
