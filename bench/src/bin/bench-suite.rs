@@ -5,7 +5,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{self, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::prctl;
@@ -245,32 +245,9 @@ fn machine() -> String {
     };
     format!(
         "Measured {} on {model}, {cores} CPUs, {mem_gib:.0} GiB, Linux {kernel}; {}, {}; commit {}.",
-        utc_now(),
+        socket_labs::date::utc(socket_labs::date::unix_now()),
         first_line("rustc", &["--version"]),
         first_line("cc", &["--version"]),
         first_line("git", &["rev-parse", "--short", "HEAD"]),
-    )
-}
-
-/// The date and time in UTC, as 2025-01-31 14:05 UTC.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
     )
 }
