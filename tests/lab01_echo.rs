@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, binary_payload, c_twin, check_server_arguments,
-    check_twins_agree_on_arguments, check_usage_error, echo, read_calls, reset, run,
+    PATIENCE, Server, Twin, binary_payload, check_server_arguments, check_twins_agree_on_arguments,
+    check_usage_error, echo, program, read_calls, reset, run,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
@@ -31,15 +31,9 @@ struct Echo {
 
 impl Echo {
     fn of(twin: Twin) -> Echo {
-        match twin {
-            Twin::Rust => Echo {
-                server: env!("CARGO_BIN_EXE_echo-server").to_string(),
-                client: env!("CARGO_BIN_EXE_echo-client").to_string(),
-            },
-            Twin::C => Echo {
-                server: c_twin("01-echo", "server"),
-                client: c_twin("01-echo", "client"),
-            },
+        Echo {
+            server: program(twin, "01-echo", "server", env!("CARGO_BIN_EXE_echo-server")),
+            client: program(twin, "01-echo", "client", env!("CARGO_BIN_EXE_echo-client")),
         }
     }
 
@@ -54,6 +48,7 @@ crate::for_rust_and_c!(
     the_client_resolves_localhost_and_speaks_ipv6,
     ten_megabytes_of_binary_come_back_byte_for_byte,
     a_second_client_waits_in_the_backlog_until_the_first_leaves,
+    the_server_closes_the_connection_when_the_client_is_done,
     the_server_survives_a_reset_and_serves_the_next_client,
     the_server_survives_a_client_that_closes_without_reading,
     a_client_that_never_reads_is_dropped_after_the_write_timeout,
@@ -65,6 +60,9 @@ crate::for_rust_and_c!(
     connection_refused_is_reported_and_exits_1,
 );
 
+/// Hint: the server echoes each read(2) with a write-all loop and closes the
+/// connection after read(2) returns 0; the client sends stdin, then
+/// shutdown(SHUT_WR), then reads until EOF (README.md, "The calls").
 fn the_client_echoes_piped_lines(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = lab.start();
@@ -80,6 +78,8 @@ fn the_client_echoes_piped_lines(twin: Twin) {
     server.expect(" disconnected");
 }
 
+/// Hint: a line may arrive in several read(2)s and a write(2) may take only part
+/// of a buffer: loop (README.md, "Questions" 3).
 fn the_client_passes_long_lines_through_in_pieces(twin: Twin) {
     let lab = Echo::of(twin);
     let server = lab.start();
@@ -92,6 +92,8 @@ fn the_client_passes_long_lines_through_in_pieces(twin: Twin) {
     assert_eq!(out.stdout, input);
 }
 
+/// Hint: resolve HOST with getaddrinfo(3) and try each address it gives;
+/// a server bound to ::1 needs an AF_INET6 socket (README.md, "Build and run").
 fn the_client_resolves_localhost_and_speaks_ipv6(twin: Twin) {
     let lab = Echo::of(twin);
     let server = lab.start();
@@ -115,6 +117,8 @@ fn the_client_resolves_localhost_and_speaks_ipv6(twin: Twin) {
     assert_eq!(out.stdout_text(), "over ipv6\n", "stderr: {}", out.stderr);
 }
 
+/// Hint: echo exactly the bytes read(2) returned (n, not the buffer's size),
+/// and write them all: write(2) may take only part (README.md, "The calls").
 fn ten_megabytes_of_binary_come_back_byte_for_byte(twin: Twin) {
     let lab = Echo::of(twin);
     let server = lab.start();
@@ -135,6 +139,8 @@ fn ten_megabytes_of_binary_come_back_byte_for_byte(twin: Twin) {
     assert!(back == payload, "the echo differs from what was sent");
 }
 
+/// Hint: accept(2) the next client only after the first has left; listen(2)
+/// with a backlog (README.md, "What to observe" 1 and 2).
 fn a_second_client_waits_in_the_backlog_until_the_first_leaves(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = lab.start();
@@ -177,6 +183,28 @@ fn a_second_client_waits_in_the_backlog_until_the_first_leaves(twin: Twin) {
     assert_eq!(&back, b"second\n");
 }
 
+/// Hint: after read(2) returns 0, close(2) the connected socket: until then
+/// the client, which has shut down its side, waits for the server's FIN
+/// (README.md, "The calls").
+fn the_server_closes_the_connection_when_the_client_is_done(twin: Twin) {
+    let lab = Echo::of(twin);
+    let server = lab.start();
+    let mut client = server.connect();
+    assert_eq!(echo(&mut client, b"bye\n"), b"bye\n");
+    client.shutdown(Shutdown::Write).unwrap();
+    // Short: a server that closes does it at once.
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    match client.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "unexpected bytes after the echo: {rest:?}"),
+        Err(e) => panic!("no FIN from the server 5 s after the client shut down its side: {e}"),
+    }
+}
+
+/// Hint: read(2) failing with ECONNRESET ends that client only: close it and
+/// accept(2) the next (README.md, "Questions" 2).
 fn the_server_survives_a_reset_and_serves_the_next_client(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = lab.start();
@@ -192,6 +220,8 @@ fn the_server_survives_a_reset_and_serves_the_next_client(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: ignore SIGPIPE (Rust does), so that write(2) to a closed peer fails
+/// with EPIPE instead of killing the server (signal(7)).
 fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = lab.start();
@@ -212,6 +242,8 @@ fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
     assert_eq!(echo(&mut next, b"still alive\n"), b"still alive\n");
 }
 
+/// Hint: set SO_SNDTIMEO on the connected socket; a write that fails with
+/// EAGAIN drops the client (README.md, "What to observe" 6).
 fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = Server::start(
@@ -242,6 +274,8 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
     assert!(hogger.join().unwrap(), "the hog was never disconnected");
 }
 
+/// Hint: SO_SNDTIMEO bounds one write(2): keep a deadline across the
+/// write-all loop (README.md, "What to observe" 6).
 fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
     // SO_SNDTIMEO bounds one write(2): a write that times out part done and
     // is called again for the rest waits a whole timeout more. The old loop
@@ -251,6 +285,8 @@ fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
     a_hog_is_dropped_at_the_deadline(twin, None);
 }
 
+/// Hint: a write(2) cut short by a signal goes on with the time left, not a
+/// fresh timeout (README.md, "What to observe" 6).
 fn a_write_cut_short_by_a_signal_goes_on_with_the_time_left(twin: Twin) {
     // Ctrl-Z then fg, mid-write: with a send timeout set, a stop signal
     // makes the blocked write(2) return at once, part done or EINTR
@@ -337,6 +373,8 @@ fn a_hog_is_dropped_at_the_deadline(twin: Twin, stop_after: Option<Duration>) {
     );
 }
 
+/// Hint: read(2) returning 0 before the echo came back means the server
+/// closed: say so on stderr and exit 1.
 fn the_client_reports_a_server_that_closes(twin: Twin) {
     let lab = Echo::of(twin);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -357,6 +395,8 @@ fn the_client_reports_a_server_that_closes(twin: Twin) {
     );
 }
 
+/// Hint: PORT, --bind ADDR and --help as in CONVENTIONS; bad arguments exit 2
+/// with the usage; a port in use is `bind ADDR: Address already in use`, exit 1.
 fn the_server_shares_the_common_interface(twin: Twin) {
     let lab = Echo::of(twin);
     check_server_arguments(&lab.server);
@@ -373,6 +413,7 @@ fn the_server_shares_the_common_interface(twin: Twin) {
     );
 }
 
+/// Hint: [HOST] [PORT] and --help; bad arguments exit 2 with the usage.
 fn the_client_checks_its_arguments(twin: Twin) {
     let lab = Echo::of(twin);
     let out = run(&lab.client, &["--help"], b"");
@@ -388,6 +429,8 @@ fn the_client_checks_its_arguments(twin: Twin) {
     );
 }
 
+/// Hint: connect(2) failing with ECONNREFUSED: `connect ADDR: Connection
+/// refused`, exit 1.
 fn connection_refused_is_reported_and_exits_1(twin: Twin) {
     let lab = Echo::of(twin);
     // A socket bound but not listening holds a port nobody accepts on.

@@ -13,18 +13,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, c_twin, check_server_arguments, check_twins_agree_on_arguments,
-    children_states, echo, reset, zombies,
+    PATIENCE, Server, Twin, check_server_arguments, check_twins_agree_on_arguments,
+    children_states, echo, program, reset, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Lab 02's server in one implementation or the other.
 fn server_program(twin: Twin) -> String {
-    match twin {
-        Twin::Rust => env!("CARGO_BIN_EXE_fork-server").to_string(),
-        Twin::C => c_twin("02-fork", "server"),
-    }
+    program(twin, "02-fork", "server", env!("CARGO_BIN_EXE_fork-server"))
 }
 
 fn start(bin: &str, extra: &[&str]) -> Server {

@@ -15,8 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin, check_server_arguments,
-    check_twins_agree_on_arguments, cpu_ticks, echo, open_descriptors, reset, resident_kib, run,
+    PATIENCE, Server, Twin, allow_descriptors, binary_payload, check_server_arguments,
+    check_twins_agree_on_arguments, cpu_ticks, echo, open_descriptors, program, reset,
+    resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::socket::{
@@ -36,15 +37,14 @@ struct Select {
 
 impl Select {
     fn of(twin: Twin) -> Select {
-        match twin {
-            Twin::Rust => Select {
-                server: env!("CARGO_BIN_EXE_select-server").to_string(),
-                client: env!("CARGO_BIN_EXE_echo-client").to_string(),
-            },
-            Twin::C => Select {
-                server: c_twin("03-select", "server"),
-                client: c_twin("01-echo", "client"),
-            },
+        Select {
+            server: program(
+                twin,
+                "03-select",
+                "server",
+                env!("CARGO_BIN_EXE_select-server"),
+            ),
+            client: program(twin, "01-echo", "client", env!("CARGO_BIN_EXE_echo-client")),
         }
     }
 

@@ -14,9 +14,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, c_twin,
+    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload,
     check_no_room_for_a_client, check_out_of_descriptors, check_server_arguments,
-    check_twins_agree_on_arguments, check_usage_error, cpu_ticks, echo, reset, resident_kib, run,
+    check_twins_agree_on_arguments, check_usage_error, cpu_ticks, echo, program, reset,
+    resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -28,15 +29,9 @@ struct Poll {
 
 impl Poll {
     fn of(twin: Twin) -> Poll {
-        match twin {
-            Twin::Rust => Poll {
-                server: env!("CARGO_BIN_EXE_poll-server").to_string(),
-                client: env!("CARGO_BIN_EXE_poll-client").to_string(),
-            },
-            Twin::C => Poll {
-                server: c_twin("04-poll", "server"),
-                client: c_twin("04-poll", "client"),
-            },
+        Poll {
+            server: program(twin, "04-poll", "server", env!("CARGO_BIN_EXE_poll-server")),
+            client: program(twin, "04-poll", "client", env!("CARGO_BIN_EXE_poll-client")),
         }
     }
 

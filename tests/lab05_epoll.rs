@@ -13,19 +13,21 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client, check_out_of_descriptors,
+    Server, Twin, allow_descriptors, check_no_room_for_a_client, check_out_of_descriptors,
     check_server_arguments, check_twins_agree_on_arguments, check_usage_error, children_states,
-    echo, reset, resident_kib, run, zombies,
+    echo, program, reset, resident_kib, run, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Lab 05's server in one implementation or the other.
 fn server_program(twin: Twin) -> String {
-    match twin {
-        Twin::Rust => env!("CARGO_BIN_EXE_epoll-server").to_string(),
-        Twin::C => c_twin("05-epoll", "server"),
-    }
+    program(
+        twin,
+        "05-epoll",
+        "server",
+        env!("CARGO_BIN_EXE_epoll-server"),
+    )
 }
 
 fn start(twin: Twin, extra: &[&str]) -> Server {

@@ -16,9 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Irc, Server, Twin, allow_descriptors, c_twin, check_no_room_for_a_client,
-    check_server_arguments, check_twins_agree_on_arguments, check_usage_error, cpu_ticks, reset,
-    resident_kib,
+    Irc, Server, Twin, allow_descriptors, check_no_room_for_a_client, check_server_arguments,
+    check_twins_agree_on_arguments, check_usage_error, cpu_ticks, program, reset, resident_kib,
 };
 use socket_labs::irc::Message;
 
@@ -52,10 +51,7 @@ crate::for_rust_and_c!(
 
 /// The chat server, in one implementation or the other.
 fn server_bin(twin: Twin) -> String {
-    match twin {
-        Twin::Rust => env!("CARGO_BIN_EXE_chat-server").to_string(),
-        Twin::C => c_twin("07-chat", "server"),
-    }
+    program(twin, "07-chat", "server", env!("CARGO_BIN_EXE_chat-server"))
 }
 
 fn start(twin: Twin, extra: &[&str]) -> Server {

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    Interactive, Server, Twin, c_twin, check_twins_agree_on_arguments, check_usage_error, run,
+    Interactive, Server, Twin, check_twins_agree_on_arguments, check_usage_error, program, run,
 };
 
 /// Lab 07's two programs, in one implementation or the other.
@@ -24,15 +24,9 @@ struct Chat {
 
 impl Chat {
     fn of(twin: Twin) -> Chat {
-        match twin {
-            Twin::Rust => Chat {
-                server: env!("CARGO_BIN_EXE_chat-server").to_string(),
-                client: env!("CARGO_BIN_EXE_chat-client").to_string(),
-            },
-            Twin::C => Chat {
-                server: c_twin("07-chat", "server"),
-                client: c_twin("07-chat", "client"),
-            },
+        Chat {
+            server: program(twin, "07-chat", "server", env!("CARGO_BIN_EXE_chat-server")),
+            client: program(twin, "07-chat", "client", env!("CARGO_BIN_EXE_chat-client")),
         }
     }
 

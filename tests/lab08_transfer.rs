@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, Irc, PATIENCE, Server, TempDir, Twin, c_twin, check_twins_agree_on_arguments,
-    check_usage_error, peak_resident_kib, run,
+    Interactive, Irc, PATIENCE, Server, TempDir, Twin, check_twins_agree_on_arguments,
+    check_usage_error, peak_resident_kib, program, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
@@ -26,10 +26,12 @@ const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
 
 /// Lab 08's client in one implementation or the other.
 fn client_program(twin: Twin) -> String {
-    match twin {
-        Twin::Rust => env!("CARGO_BIN_EXE_transfer-client").to_string(),
-        Twin::C => c_twin("08-transfer", "client"),
-    }
+    program(
+        twin,
+        "08-transfer",
+        "client",
+        env!("CARGO_BIN_EXE_transfer-client"),
+    )
 }
 
 crate::for_rust_and_c!(

@@ -291,12 +291,13 @@ pub fn check_server_arguments(bin: &str) {
 }
 
 /// `bin args` must exit 2 with the usage on stderr and nothing on stdout.
-/// A Rust program must say `message` first; a C twin says what is wrong in
-/// C's own words (getopt_long(3)'s, or its own), which are not checked.
+/// A reference Rust program must say `message` first; a C twin, or a
+/// student's program, says what is wrong in its own words (getopt_long(3)'s,
+/// say), which are not checked.
 pub fn check_usage_error(bin: &str, args: &[&str], message: &str) {
     let out = run(bin, args, b"");
     assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
-    if !is_c_twin(bin) {
+    if !is_c_twin(bin) && !is_student_program(bin) {
         assert!(out.stderr.starts_with(message), "{args:?}: {}", out.stderr);
     }
     assert!(out.stderr.contains("usage: "), "{args:?}: {}", out.stderr);
@@ -306,6 +307,13 @@ pub fn check_usage_error(bin: &str, args: &[&str], message: &str) {
 /// Whether `bin` is a C twin (labs/NN-name/PROG-c) rather than a Rust program.
 pub fn is_c_twin(bin: &str) -> bool {
     bin.ends_with("-c")
+}
+
+/// Whether `bin` is a student's program that `make check` runs.
+pub fn is_student_program(bin: &str) -> bool {
+    ["server", "client"]
+        .iter()
+        .any(|prog| student_program(prog).as_deref() == Some(bin))
 }
 
 /// Closes `stream` with a RST instead of a FIN: SO_LINGER with a zero
@@ -513,16 +521,41 @@ impl Drop for Interactive {
 
 // ---- C twins: each lab's tests run against its Rust programs and its C twins
 
-/// Which implementation of a lab a test runs against: the Rust programs, or
-/// their C twins (labs/NN-name/server-c, client-c, built by `make c`).
+/// Which implementation of a lab a test runs against: the Rust programs,
+/// their C twins (labs/NN-name/server-c, client-c, built by `make c`), or a
+/// student's programs (`make check`, see [`student_program`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Twin {
     Rust,
     C,
+    Student,
+}
+
+/// The program a test runs as `prog` ("server" or "client") of `lab`:
+/// `rust` (the reference, a Cargo binary), its C twin, or for
+/// [`Twin::Student`] the student's (CHECK_SERVER, CHECK_CLIENT), the
+/// reference Rust program standing in for the one the student did not give.
+pub fn program(twin: Twin, lab: &str, prog: &str, rust: &str) -> String {
+    match twin {
+        Twin::Rust => rust.to_string(),
+        Twin::C => c_twin(lab, prog),
+        Twin::Student => student_program(prog).unwrap_or_else(|| rust.to_string()),
+    }
+}
+
+/// The student's `prog` ("server" or "client") that `make check` runs the
+/// checks against: the path in CHECK_SERVER or CHECK_CLIENT (tools/check
+/// sets them), if any.
+pub fn student_program(prog: &str) -> Option<String> {
+    std::env::var(format!("CHECK_{}", prog.to_uppercase()))
+        .ok()
+        .filter(|path| !path.is_empty())
 }
 
 /// `for_rust_and_c!(a_test, another)`: for each `fn a_test(twin: Twin)` in
-/// the file, the tests `a_test::rust` and `a_test::c`, one body, both twins.
+/// the file, the tests `a_test::rust` and `a_test::c`, one body, both twins;
+/// and `a_test::student`, ignored unless `make check` asks for it (it runs
+/// the same check against a student's programs: tools/check).
 #[macro_export]
 macro_rules! for_rust_and_c {
     ($($name:ident),+ $(,)?) => {$(
@@ -535,6 +568,12 @@ macro_rules! for_rust_and_c {
             #[test]
             fn c() {
                 super::$name($crate::common::Twin::C)
+            }
+
+            #[test]
+            #[ignore = "make check LAB=... runs it against a student's programs"]
+            fn student() {
+                super::$name($crate::common::Twin::Student)
             }
         }
     )+};
