@@ -15,7 +15,7 @@ C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof
 
 all: rust c ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
@@ -60,7 +60,7 @@ $(C_CLIENTS): labs/01-echo/client-c
 trace: all ## a lab's Rust and C system calls side by side: make trace LAB=01-echo (no LAB: all)
 	bash tools/trace $(LAB)
 
-test: fmt-check clippy c cargo-test bench-smoke ## every check CI runs
+test: fmt-check clippy c cargo-test check-proof bench-smoke ## every check CI runs
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -70,6 +70,29 @@ clippy:
 
 cargo-test:
 	$(CARGO) test
+
+# A lab's checks (its tests) against a student's programs: a checklist with
+# hints. SERVER and CLIENT default to the exercise's (exercise/NN-name/).
+check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path [CLIENT=path] [ONLY=part]
+	@bash tools/check "$(LAB)" "$(SERVER)" "$(CLIENT)" "$(ONLY)"
+
+# Proof that make check grades and can fail: lab 01's C twins, given as a
+# student's programs, pass every check; a server with a seeded bug (it
+# never closes a connection) fails the check that names that bug.
+PROOF := target/check-proof
+check-proof: c
+	@bash tools/check 01-echo labs/01-echo/server-c labs/01-echo/client-c >/dev/null \
+	  || { echo "check-proof: lab 01's C twins fail make check" >&2; exit 1; }
+	@mkdir -p $(PROOF)
+	@sed 's|^        close(connfd);$$|        /* seeded bug: the connection is never closed */|' \
+	  labs/01-echo/server.c >$(PROOF)/server.c
+	@grep -q 'seeded bug' $(PROOF)/server.c || { echo "check-proof: the bug was not seeded" >&2; exit 1; }
+	@$(CC) $(CFLAGS) -Ilabs/common -o $(PROOF)/server-c $(PROOF)/server.c $(COMMON)
+	@if bash tools/check 01-echo $(PROOF)/server-c "" the_server_closes >$(PROOF)/out; then \
+	  echo "check-proof: make check passed a server that never closes" >&2; exit 1; fi
+	@grep -q '✗ the server closes the connection when the client is done' $(PROOF)/out \
+	  || { cat $(PROOF)/out >&2; echo "check-proof: the seeded bug was not named" >&2; exit 1; }
+	@echo "check-proof: lab 01's C twins pass make check; a server that never closes fails it"
 
 # `make bench QUICK=1`: fewer points, one run each, about a minute.
 bench: all ## every server design, Rust against C, under load; writes bench/results/ (QUICK=1: ~1 min)
