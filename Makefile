@@ -11,13 +11,16 @@ CFLAGS ?= -Wall -Wextra -Werror -O2
 
 LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
 C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
+# The starters (labs/NN-name/starter/, cut from the reference by tools/starter.awk):
+# built too, so that CI proves they compile; their gaps leave variables unused.
+STARTER_C_BINS := $(patsubst %.c,%-c,$(wildcard labs/*/starter/*.c))
 C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof starters exercise exercises
 
-all: rust c ## build everything (release) and copy the programs into the lab folders
+all: rust c exercises ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
 	@echo "next: cd labs/01-echo && ./server   (and ./client in another terminal)"
 
@@ -32,7 +35,7 @@ rust:
 	  done; \
 	done
 
-c: $(C_BINS) $(C_CLIENTS) ## build the C twins (server-c, client-c), warnings as errors
+c: $(C_BINS) $(C_CLIENTS) $(STARTER_C_BINS) ## build the C twins (server-c, client-c), warnings as errors
 
 # Every C program is built with labs/common/labs.c, the helpers that are not
 # the lesson (as UNP's programs are with its library and unp.h).
@@ -52,6 +55,8 @@ $(CHAT_CLIENTS): labs/common/chat.c labs/common/chat.h
 labs/08-transfer/client-c: LIBS += labs/common/dcc.c
 labs/08-transfer/client-c: labs/common/dcc.c labs/common/dcc.h
 
+$(STARTER_C_BINS): CFLAGS += -Wno-unused-variable -Wno-unused-but-set-variable -Wno-unused-parameter -Wno-unused-function
+
 $(C_CLIENTS): labs/01-echo/client-c
 	cp -f $< $@
 
@@ -70,6 +75,27 @@ clippy:
 
 cargo-test:
 	$(CARGO) test
+
+# A student's exercise (exercise/NN-name/, which git ignores): the starter
+# of a lab, to complete. LANG only from the command line: the shell's LANG
+# is the locale.
+EXERCISE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),rust)
+exercise: ## start a lab's exercise from its starter: make exercise LAB=01-echo [LANG=rust|c]
+	@bash tools/exercise "$(LAB)" "$(EXERCISE_LANG)"
+
+exercises:
+	@bash tools/build-exercises
+
+# The starters, cut again from the reference programs' `starter:` marks
+# (tests/starters.rs checks that the committed ones are up to date).
+starters: ## write each lab's starter/ again from the reference's starter marks
+	@for f in $$(grep -l 'starter: TODO' labs/*/*.rs labs/*/*.c); do \
+	  lab=$$(basename $$(dirname $$f)); name=$$(basename $$f); \
+	  case $$f in *.rs) lang=rust ;; *) lang=c ;; esac; \
+	  mkdir -p labs/$$lab/starter; \
+	  awk -v lab=$$lab -v lang=$$lang -v answer=$$name -f tools/starter.awk $$f >labs/$$lab/starter/$$name; \
+	  echo "labs/$$lab/starter/$$name"; \
+	done
 
 # A lab's checks (its tests) against a student's programs: a checklist with
 # hints. SERVER and CLIENT default to the exercise's (exercise/NN-name/).
@@ -105,7 +131,7 @@ bench-smoke: ## the load generator checked, and against lab 04 for a second
 
 clean: ## remove build output and the programs copied into the lab folders
 	$(CARGO) clean
-	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c)
+	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c) $(STARTER_C_BINS)
 
 udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
 	@sh labs/06-udp/loss-demo.sh

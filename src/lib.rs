@@ -37,6 +37,6 @@ pub mod rate;
 pub mod spare;
 
 pub use cli::{Cli, DEFAULT_HOST, DEFAULT_PORT};
-pub use fail::{OrDie, die, reason, signal_text};
+pub use fail::{OrDie, die, reason, signal_text, todo};
 pub use io::{writen, writen_before};
 pub use lines::{Line, LineReader};

@@ -16,6 +16,12 @@ void die(const char *call, const char *what)
     exit(1);
 }
 
+void todo(const char *what)
+{
+    fprintf(stderr, "TODO %s: not written yet\n", what);
+    exit(1);
+}
+
 int writen(int fd, const void *buf, size_t n)
 {
     const char *p = buf;

@@ -1,0 +1,81 @@
+//! The starters (labs/NN-name/starter/, `make exercise`): each is its lab's
+//! reference program cut at its `starter:` marks by tools/starter.awk. A
+//! committed starter must be what the cut gives today (`make starters`
+//! writes them again), so that a change to a lab cannot leave its starter
+//! behind; and each must build, run, and say what is left to write.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{c_twin, run};
+
+#[test]
+fn every_starter_is_what_its_reference_cuts_to() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for lab in fs::read_dir(root.join("labs")).expect("labs/") {
+        let starters = lab.expect("a lab").path().join("starter");
+        let Ok(files) = fs::read_dir(&starters) else {
+            continue;
+        };
+        for file in files {
+            let starter = file.expect("a starter").path();
+            let name = starter.file_name().unwrap().to_string_lossy().into_owned();
+            let lang = match starter.extension().and_then(|e| e.to_str()) {
+                Some("rs") => "rust",
+                Some("c") => "c",
+                _ => continue, // what make built from it
+            };
+            let lab = starters.parent().unwrap();
+            let reference = lab.join(&name);
+            let lab_name = lab.file_name().unwrap().to_string_lossy().into_owned();
+            let cut = run(
+                "awk",
+                &[
+                    "-v",
+                    &format!("lab={lab_name}"),
+                    "-v",
+                    &format!("lang={lang}"),
+                    "-v",
+                    &format!("answer={name}"),
+                    "-f",
+                    &root.join("tools/starter.awk").to_string_lossy(),
+                    &reference.to_string_lossy(),
+                ],
+                b"",
+            );
+            assert_eq!(cut.code(), Some(0), "{}", cut.stderr);
+            let committed = fs::read(&starter).expect("the starter");
+            assert!(
+                cut.stdout == committed,
+                "{} is not what {} cuts to today: run `make starters`",
+                starter.display(),
+                reference.display()
+            );
+            assert!(
+                cut.stdout_text().contains("TODO "),
+                "{} has no gap",
+                starter.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "only {seen} starters found");
+}
+
+#[test]
+fn a_starter_runs_and_says_what_is_left_to_write() {
+    for program in [
+        env!("CARGO_BIN_EXE_starter-echo-server").to_string(),
+        c_twin("01-echo/starter", "server"),
+    ] {
+        let out = run(&program, &["0", "--bind", "127.0.0.1"], b"");
+        assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
+        assert_eq!(
+            out.stderr, "TODO socket(2), bind(2), listen(2): not written yet\n",
+            "{program}"
+        );
+    }
+}
