@@ -62,6 +62,7 @@ crate::for_rust_and_c!(
     running_out_of_descriptors_closes_new_connections_without_spinning,
     a_limit_with_no_room_for_a_client_is_said_at_once,
     resets_and_early_leavers_do_not_disturb_the_server,
+    a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array,
     the_poll_client_echoes_piped_input_and_binary,
     the_poll_client_prints_what_the_server_sends_while_stdin_is_idle,
     the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended,
@@ -69,6 +70,8 @@ crate::for_rust_and_c!(
     the_server_shares_the_common_interface,
 );
 
+/// Hint: one pollfd per client in an array that grows (no FD_SETSIZE), and
+/// accept4(2) until EAGAIN at each turn (README.md, "The server's loop").
 fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 5_000;
     let lab = Poll::of(twin);
@@ -96,6 +99,8 @@ fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: ask for POLLIN only while less than MAX_PENDING waits for the client,
+/// POLLOUT while some does (README.md, "The server's loop"; "Questions" 3).
 fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) {
     let lab = Poll::of(twin);
     let mut server = lab.start();
@@ -133,16 +138,22 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
     server.expect(" disconnected");
 }
 
+/// Hint: on EMFILE, accept4(2) ends as EAGAIN does, after the given spare
+/// descriptor's refuse_one (README.md, "What to observe" 5).
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     let lab = Poll::of(twin);
     check_out_of_descriptors(&lab.server);
 }
 
+/// Hint: keep the given limit and spare descriptor code before listening
+/// (README.md, "What to observe" 5).
 fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     // 4: stdio and the listener, no room for the spare; 5: no room for a client.
     check_no_room_for_a_client(&Poll::of(twin).server, &[4, 5]);
 }
 
+/// Hint: a read(2) or write(2) that fails (ECONNRESET, EPIPE) closes that
+/// client only, never the server (README.md, "pollfd and revents").
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
     let lab = Poll::of(twin);
     let mut server = lab.start();
@@ -159,6 +170,41 @@ fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: when read(2) returns 0 and nothing waits, close(2) the client and
+/// take it out of the pollfd array: kept, poll(2) reports it at once, turn
+/// after turn (README.md, "Write it yourself" 5 and 6).
+fn a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array(twin: Twin) {
+    let lab = Poll::of(twin);
+    let mut server = lab.start();
+    let mut leaver = server.connect();
+    assert_eq!(echo(&mut leaver, b"bye\n"), b"bye\n");
+    leaver
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    // The server's FIN answers ours at once: it has nothing left to send.
+    // Short: a server that keeps the client never sends it.
+    leaver
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    match leaver.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "unexpected bytes after the echo: {rest:?}"),
+        Err(e) => panic!("no FIN from the server 3 s after the client's: {e}"),
+    }
+    server.expect(" disconnected");
+    drop(leaver);
+    // Gone from the array, the client costs nothing: poll(2) sleeps.
+    let before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.pid()) - before;
+    assert!(used < 20, "the server used {used} ticks in 0.5 s: spinning");
+    let mut next = server.connect();
+    assert_eq!(echo(&mut next, b"still here\n"), b"still here\n");
+}
+
+/// Hint: the client polls stdin and the socket at once, writes only what the
+/// socket takes, and shutdown(SHUT_WR)s once stdin ended and all is sent
+/// (README.md, "The client's two sources").
 fn the_poll_client_echoes_piped_input_and_binary(twin: Twin) {
     let lab = Poll::of(twin);
     let server = lab.start();
@@ -174,6 +220,8 @@ fn the_poll_client_echoes_piped_input_and_binary(twin: Twin) {
     assert!(out.stdout == payload, "10 MB did not come back intact");
 }
 
+/// Hint: poll(2) on stdin and the socket in one call, and print what the
+/// socket brings at once (README.md, "The client's two sources").
 fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle(twin: Twin) {
     let lab = Poll::of(twin);
     let (mut client, mut conn, _) = client_and_its_server(&lab);
@@ -197,6 +245,8 @@ fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle(twin: Twin) 
     assert!(closer.join().expect("server thread").is_empty());
 }
 
+/// Hint: at the end of stdin, leave it out of the array given to poll(2):
+/// a pipe at its end reports POLLHUP for ever (README.md, "The client's two sources").
 fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: Twin) {
     let lab = Poll::of(twin);
     let (mut client, mut conn, _) = client_and_its_server(&lab);
@@ -222,6 +272,8 @@ fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: T
     assert_eq!(rest, ["late answer"]);
 }
 
+/// Hint: read(2) of 0 on the socket before our shutdown(2) means the server
+/// closed first: say so and exit 1 (README.md, "The client's two sources").
 fn the_poll_client_reports_a_server_that_closes(twin: Twin) {
     let lab = Poll::of(twin);
     let (client, conn, port) = client_and_its_server(&lab);
@@ -235,6 +287,7 @@ fn the_poll_client_reports_a_server_that_closes(twin: Twin) {
     );
 }
 
+/// Hint: keep the given argument parsing and usage text (README.md, "Build and run").
 fn the_server_shares_the_common_interface(twin: Twin) {
     let lab = Poll::of(twin);
     check_server_arguments(&lab.server);
