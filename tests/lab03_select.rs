@@ -102,6 +102,7 @@ fn timed_echo(stream: &mut TcpStream, line: &[u8]) -> Duration {
 }
 
 crate::for_rust_and_c!(
+    the_client_on_the_highest_descriptor_is_served,
     two_hundred_clients_at_once_each_get_their_own_echo,
     a_client_that_never_reads_delays_nobody_and_costs_bounded_memory,
     a_client_that_leaves_with_echo_pending_is_closed,
@@ -112,6 +113,31 @@ crate::for_rust_and_c!(
     the_server_shares_the_common_interface,
 );
 
+/// Hint: nfds is the highest descriptor + 1, not maxfd nor a count: select(2)
+/// looks at descriptors 0 to nfds-1 (README.md, "The event loop", "What nfds is").
+fn the_client_on_the_highest_descriptor_is_served(twin: Twin) {
+    let lab = Select::of(twin);
+    let server = lab.start();
+    // Each newcomer takes the server's highest descriptor: maxfd.
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let mut newest = server.connect();
+        newest
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let line = format!("client {i}\n");
+        newest.write_all(line.as_bytes()).expect("send");
+        let mut back = vec![0; line.len()];
+        if let Err(e) = newest.read_exact(&mut back) {
+            panic!("the newest client (highest descriptor) got no echo in 2 s: {e}");
+        }
+        assert_eq!(back, line.as_bytes());
+        clients.push(newest);
+    }
+}
+
+/// Hint: accept(2) until EAGAIN at each turn, then one read(2) and one write(2)
+/// per ready client, found with FD_ISSET in select's answer (README.md, "The event loop").
 fn two_hundred_clients_at_once_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 200;
     let lab = Select::of(twin);
@@ -145,6 +171,8 @@ fn two_hundred_clients_at_once_each_get_their_own_echo(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: backpressure: a client with more than HIGH_WATER pending stays out of the
+/// read set until it reads its echo; sockets non-blocking (README.md, "The event loop").
 fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory(twin: Twin) {
     let lab = Select::of(twin);
     let server = lab.start();
@@ -172,8 +200,19 @@ fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory(twin: Twin) 
         growth < 4 * 1024,
         "the server grew by {growth} KiB after {sent} bytes"
     );
+    // Still readable, a throttled client left in the read set wakes select(2)
+    // at once, turn after turn. No readiness signal says "asleep": watch the CPU.
+    let ticks = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.pid()) - ticks;
+    assert!(
+        used < 10,
+        "the server used {used} ticks in 0.5 s with one client stuck: spinning"
+    );
 }
 
+/// Hint: a read(2) or write(2) error (ECONNRESET, EPIPE) means the client is gone:
+/// close(2) it and take it out of the sets and the table (README.md, "The event loop").
 fn a_client_that_leaves_with_echo_pending_is_closed(twin: Twin) {
     let lab = Select::of(twin);
     let mut server = lab.start();
@@ -200,6 +239,8 @@ fn a_client_that_leaves_with_echo_pending_is_closed(twin: Twin) {
     );
 }
 
+/// Hint: read(2) returning 0 is the client's FIN: stop reading, but close(2) only once
+/// its pending echo is all written (README.md, "The event loop").
 fn a_half_closed_client_gets_all_its_echo(twin: Twin) {
     let lab = Select::of(twin);
     let mut server = lab.start();
@@ -232,6 +273,8 @@ fn a_half_closed_client_gets_all_its_echo(twin: Twin) {
     assert!(out.stdout == input, "the client's output differs");
 }
 
+/// Hint: ECONNRESET from read(2) ends that client only: warn, close(2) it, remove it,
+/// and go on with the others (README.md, "The event loop").
 fn resets_disturb_nobody_else(twin: Twin) {
     let lab = Select::of(twin);
     let mut server = lab.start();
@@ -258,6 +301,8 @@ fn resets_disturb_nobody_else(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: an accepted fd >= FD_SETSIZE cannot go in an fd_set: print the "refusing"
+/// line and close(2) it, then keep accepting (README.md, "The event loop").
 fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
     const CLIENTS: usize = FD_SETSIZE + 8;
     let lab = Select::of(twin);
@@ -315,6 +360,8 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: on EMFILE from accept(2), call the given pause (AcceptPause::start, or
+/// pause_accept in C) and break; select(2) takes its timeout (README.md, "What to observe", 5).
 fn running_out_of_descriptors_pauses_accepting_without_spinning(twin: Twin) {
     const LIMIT: usize = 16;
     let lab = Select::of(twin);
@@ -370,6 +417,8 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning(twin: Twin) {
     assert!(more.is_empty(), "reported again: {more:?}");
 }
 
+/// Hint: the arguments are given; a port in use must fail at bind(2): `bind ADDR: Address
+/// already in use`, exit 1 (README.md, "Build and run").
 fn the_server_shares_the_common_interface(twin: Twin) {
     let lab = Select::of(twin);
     check_server_arguments(&lab.server);

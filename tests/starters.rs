@@ -75,6 +75,7 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
     let client_args: &[&str] = &["127.0.0.1", &port];
     let socket_todo = "TODO socket(2), bind(2), listen(2): not written yet\n";
     let poll_todo = "TODO poll(2) on stdin and the socket: not written yet\n";
+    let select_todo = "TODO socket(2), bind(2), listen(2), O_NONBLOCK: not written yet\n";
     for (program, args, todo) in [
         (
             env!("CARGO_BIN_EXE_starter-echo-server").to_string(),
@@ -102,6 +103,16 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
             poll_todo,
         ),
         (c_twin("04-poll/starter", "client"), client_args, poll_todo),
+        (
+            env!("CARGO_BIN_EXE_starter-select-server").to_string(),
+            server_args,
+            select_todo,
+        ),
+        (
+            c_twin("03-select/starter", "server"),
+            server_args,
+            select_todo,
+        ),
     ] {
         let out = run(&program, args, b"");
         assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
