@@ -10,12 +10,13 @@ use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Mutex;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
     Server, Twin, allow_descriptors, check_no_room_for_a_client, check_out_of_descriptors,
     check_server_arguments, check_twins_agree_on_arguments, check_usage_error, children_states,
-    echo, program, reset, resident_kib, run, zombies,
+    cpu_ticks, echo, open_descriptors, program, reset, resident_kib, run, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -38,6 +39,8 @@ fn start(twin: Twin, extra: &[&str]) -> Server {
 
 crate::for_rust_and_c!(
     ten_thousand_clients_each_get_their_own_echo,
+    a_client_that_leaves_is_removed_from_epoll_and_closed,
+    an_idle_client_costs_no_cpu,
     a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded,
     running_out_of_descriptors_closes_new_connections_without_spinning,
     a_limit_with_no_room_for_a_client_is_said_at_once,
@@ -53,6 +56,8 @@ crate::for_rust_and_c!(
 /// of it share this process's descriptors, so they take turns.
 static MANY_DESCRIPTORS: Mutex<()> = Mutex::new(());
 
+/// Hint: epoll_ctl(2) ADD each accepted client with its descriptor as token, and accept4(2)
+/// until EAGAIN: one readiness may stand for many (README.md, "Interest list and ready list").
 fn ten_thousand_clients_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 10_000;
     let _turn = MANY_DESCRIPTORS.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,6 +84,57 @@ fn ten_thousand_clients_each_get_their_own_echo(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: when a client has left and its echo is sent, epoll_ctl(2) DEL it, then close(2) it:
+/// else its socket stays open, in CLOSE_WAIT (README.md, "Write it yourself").
+fn a_client_that_leaves_is_removed_from_epoll_and_closed(twin: Twin) {
+    let mut server = start(twin, &[]);
+    let mut stays = server.connect();
+    assert_eq!(echo(&mut stays, b"here\n"), b"here\n");
+    server.expect("connection from ");
+    let before = open_descriptors(server.pid()).len();
+    for i in 0..5 {
+        let mut leaver = server.connect();
+        let line = format!("leaver {i}\n");
+        assert_eq!(echo(&mut leaver, line.as_bytes()), line.as_bytes());
+        drop(leaver);
+        server.expect(" disconnected");
+    }
+    // The line comes just before close(2): a moment, bounded, for the last.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut open = open_descriptors(server.pid()).len();
+    while open > before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+        open = open_descriptors(server.pid()).len();
+    }
+    assert_eq!(
+        open,
+        before,
+        "5 clients left, and the server still holds {} more descriptors",
+        open.saturating_sub(before)
+    );
+    assert_eq!(echo(&mut stays, b"still here\n"), b"still here\n");
+}
+
+/// Hint: epoll_ctl(2) MOD to EPOLLOUT only while echo waits, back to EPOLLIN once written:
+/// a socket is almost always writable (README.md, "Backpressure: the interest switches").
+fn an_idle_client_costs_no_cpu(twin: Twin) {
+    let mut server = start(twin, &[]);
+    let mut idle = server.connect();
+    assert_eq!(echo(&mut idle, b"then silence\n"), b"then silence\n");
+    server.expect("connection from ");
+    // Nothing signals "not spinning": measure the CPU used over a while.
+    let before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.pid()) - before;
+    assert!(
+        used < 20,
+        "one idle client, and the server used {used} clock ticks of CPU in 0.5 s: it spins"
+    );
+    assert_eq!(echo(&mut idle, b"awake\n"), b"awake\n");
+}
+
+/// Hint: over MAX_PENDING bytes waiting, epoll_ctl(2) MOD the client to EPOLLOUT alone: stop
+/// reading it until its echo drains (README.md, "Backpressure: the interest switches").
 fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) {
     let mut server = start(twin, &[]);
     let before = resident_kib(server.pid());
@@ -109,16 +165,22 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
     server.expect(" disconnected");
 }
 
+/// Hint: on EMFILE from accept4(2), refuse_one (given) accepts and closes one waiting
+/// connection, else epoll_wait(2) reports the listener for ever (README.md, "What to observe").
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     check_out_of_descriptors(&server_program(twin));
 }
 
+/// Hint: the spare descriptor and RLIMIT_NOFILE are given: socket(2) and epoll_create1(2)
+/// come before any client (README.md, "What to observe").
 fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     // 5: stdio, the listener and epoll, no room for the spare; 6: no room
     // for a client.
     check_no_room_for_a_client(&server_program(twin), &[5, 6]);
 }
 
+/// Hint: read(2) returning 0 only ends the client's sending: write what is pending, then
+/// epoll_ctl(2) DEL and close(2) (README.md, "Backpressure: the interest switches").
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
     let mut server = start(twin, &[]);
     let mut rude = server.connect();
@@ -143,6 +205,8 @@ fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: one socket(2) per worker, each with setsockopt(2) SO_REUSEPORT before bind(2)
+/// (README.md, "Workers and SO_REUSEPORT").
 fn two_workers_share_the_port_and_both_serve(twin: Twin) {
     let mut server = start(twin, &["--workers", "2"]);
     // Parent and child print their line each on its own: in either order.
@@ -169,6 +233,8 @@ fn two_workers_share_the_port_and_both_serve(twin: Twin) {
     assert_eq!(workers.len(), 2, "{workers:?}");
 }
 
+/// Hint: the worker machinery is given; each worker epoll_wait(2)s on its own listening
+/// socket only (README.md, "Workers and SO_REUSEPORT").
 fn a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on(twin: Twin) {
     let mut server = start(twin, &["--workers", "2"]);
     // `worker N (pid P) accepting on ADDR`, one line from each worker.
@@ -209,6 +275,8 @@ fn a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: bind(2) must fail with EADDRINUSE: SO_REUSEPORT only with workers, after the given
+/// probe (README.md, "Workers and SO_REUSEPORT").
 fn a_second_server_on_the_port_fails_even_when_both_have_workers(twin: Twin) {
     let server_bin = server_program(twin);
     // The first server's options, the second's. Both with workers: both
@@ -251,6 +319,8 @@ fn max_workers() -> u32 {
     4 * u32::try_from(cpus).expect("CPUs fit in a u32")
 }
 
+/// Hint: given with the arguments: --workers is checked before any socket(2) or fork(2)
+/// (README.md, "Workers and SO_REUSEPORT").
 fn more_workers_than_four_per_cpu_are_refused_before_any_fork(twin: Twin) {
     let server_bin = server_program(twin);
     let max = max_workers();
@@ -267,6 +337,8 @@ fn more_workers_than_four_per_cpu_are_refused_before_any_fork(twin: Twin) {
     }
 }
 
+/// Hint: the arguments are given; socket(2), bind(2), listen(2) then print `listening on`
+/// (README.md, "Build and run").
 fn the_server_shares_the_common_interface(twin: Twin) {
     let server_bin = server_program(twin);
     check_server_arguments(&server_bin);
