@@ -113,6 +113,16 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
             server_args,
             select_todo,
         ),
+        (
+            env!("CARGO_BIN_EXE_starter-epoll-server").to_string(),
+            server_args,
+            socket_todo,
+        ),
+        (
+            c_twin("05-epoll/starter", "server"),
+            server_args,
+            socket_todo,
+        ),
     ] {
         let out = run(&program, args, b"");
         assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
