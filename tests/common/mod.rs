@@ -93,7 +93,7 @@ impl Server {
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "server ended before printing {part:?}; stdout {:?}, stderr {:?}",
                     self.log,
-                    self.stderr_now()
+                    self.stderr_at_end()
                 ),
             }
         }
@@ -121,6 +121,20 @@ impl Server {
 
     fn stderr_now(&self) -> Vec<String> {
         self.err.try_iter().collect()
+    }
+
+    /// What the server printed on stderr before it ended: its reader thread
+    /// may not have passed the last lines on yet (bounded wait).
+    fn stderr_at_end(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .err
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Connects a client socket to the server.
