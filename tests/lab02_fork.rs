@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PATIENCE, Server, Twin, check_server_arguments, check_twins_agree_on_arguments,
-    children_states, echo, program, reset, zombies,
+    children_states, echo, open_descriptors, program, reset, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -40,7 +40,20 @@ fn child_of(server: &mut Server, client: &TcpStream) -> i32 {
         .unwrap_or_else(|| panic!("no pid in {line:?}"))
 }
 
+/// The sockets process `pid` holds: the targets of its /proc/PID/fd links
+/// that are sockets, `socket:[INODE]`, one per open socket.
+fn sockets_of(pid: i32) -> Vec<String> {
+    open_descriptors(pid)
+        .into_iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with("socket:"))
+        .collect()
+}
+
 crate::for_rust_and_c!(
+    the_child_closes_the_listening_socket,
+    a_child_that_exits_is_reaped_at_once,
     fifty_clients_are_served_at_once_and_all_are_reaped,
     without_reaping_children_stay_zombies,
     a_killed_child_is_reported_and_disturbs_nobody,
@@ -49,6 +62,58 @@ crate::for_rust_and_c!(
     the_server_shares_the_common_interface,
 );
 
+/// Hint: in the child, close(2) the listening socket before serving: it only
+/// serves its connection; the parent alone accepts (README.md, "The calls").
+fn the_child_closes_the_listening_socket(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
+    // Before any client, the server's one socket is the listening one.
+    let listening = sockets_of(server.pid());
+    assert_eq!(
+        listening.len(),
+        1,
+        "sockets before any client: {listening:?}"
+    );
+    let mut client = server.connect();
+    let child = child_of(&mut server, &client);
+    // The echo comes from serving, which the child reaches after closing.
+    assert_eq!(echo(&mut client, b"hi\n"), b"hi\n");
+    let held = sockets_of(child);
+    assert!(
+        !held.contains(&listening[0]),
+        "child {child} still holds the listening socket {}: its sockets {held:?}",
+        listening[0]
+    );
+}
+
+/// Hint: when SIGCHLD interrupts accept(2) (EINTR), call waitpid(2) with
+/// WNOHANG in a loop until no exited child is left (README.md, "Questions" 2).
+fn a_child_that_exits_is_reaped_at_once(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &[]);
+    let mut client = server.connect();
+    let child = child_of(&mut server, &client);
+    let addr = client.local_addr().expect("client address");
+    assert_eq!(echo(&mut client, b"bye\n"), b"bye\n");
+    drop(client);
+    server.expect(&format!("[pid {child}] {addr} disconnected"));
+    // Reaping follows the child's exit at once: two seconds are plenty, and
+    // a zombie left that long is one nobody will reap.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut states = children_states(server.pid());
+    while states.iter().any(|(pid, _)| *pid == child) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        states = children_states(server.pid());
+    }
+    assert!(
+        !states.iter().any(|(pid, _)| *pid == child),
+        "child {child} was not reaped (Z: a zombie): {states:?}"
+    );
+    server.expect(&format!("child {child} exited (status 0)"));
+}
+
+/// Hint: one fork(2) per accepted client; the parent close(2)s its copy of
+/// the connection, and reaps each child that exits (README.md, "The calls").
 fn fifty_clients_are_served_at_once_and_all_are_reaped(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &[]);
@@ -75,6 +140,8 @@ fn fifty_clients_are_served_at_once_and_all_are_reaped(twin: Twin) {
     assert!(children_states(server.pid()).is_empty());
 }
 
+/// Hint: with --no-reap, never call waitpid(2): the exited children stay
+/// zombies (README.md, "What to observe").
 fn without_reaping_children_stay_zombies(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &["--no-reap"]);
@@ -98,6 +165,8 @@ fn without_reaping_children_stay_zombies(twin: Twin) {
     assert!(!server.log_now().iter().any(|l| l.contains("exited")));
 }
 
+/// Hint: waitpid(2) reports a child killed by a signal (WIFSIGNALED,
+/// WTERMSIG): log it, and go on accepting (README.md, "What to observe").
 fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &[]);
@@ -121,6 +190,8 @@ fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Hint: on SIGTERM the parent leaves its accept(2) loop; each child goes on
+/// serving (SIGTERM's default in the child) and holds no listening socket.
 fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &[]);
@@ -147,6 +218,8 @@ fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
     assert_eq!(echo(&mut client, b"new\n"), b"new\n");
 }
 
+/// Hint: read(2) failing with ECONNRESET ends that child only; the parent
+/// reaps it and accepts the next client.
 fn a_reset_does_not_disturb_the_server(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &[]);
@@ -159,6 +232,8 @@ fn a_reset_does_not_disturb_the_server(twin: Twin) {
     assert_eq!(echo(&mut next, b"next\n"), b"next\n");
 }
 
+/// Hint: the arguments every server takes: PORT, --bind ADDR, --help; a bad
+/// one prints usage on stderr and exits 2.
 fn the_server_shares_the_common_interface(twin: Twin) {
     let server_bin = server_program(twin);
     check_server_arguments(&server_bin);

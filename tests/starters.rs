@@ -123,6 +123,16 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
             server_args,
             socket_todo,
         ),
+        (
+            env!("CARGO_BIN_EXE_starter-fork-server").to_string(),
+            server_args,
+            socket_todo,
+        ),
+        (
+            c_twin("02-fork/starter", "server"),
+            server_args,
+            socket_todo,
+        ),
     ] {
         let out = run(&program, args, b"");
         assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);

@@ -56,6 +56,16 @@ static void handle(int signo, void (*handler)(int))
         die("sigaction", strsignal(signo));
 }
 
+/* The child serves its client to the end: Ctrl-C in the terminal (SIGINT to
+ * the whole process group) is meant for the parent; `kill PID` (SIGTERM)
+ * still ends one child. */
+static void child_signals(void)
+{
+    handle(SIGINT, SIG_IGN);
+    handle(SIGTERM, SIG_DFL);
+    handle(SIGCHLD, SIG_DFL);
+}
+
 /* Collects every child that has exited; returns how many. Signals do not
  * queue: one SIGCHLD may stand for several children, so waitpid(2) is
  * called until none is left (WNOHANG: never block). */
@@ -63,6 +73,8 @@ static int reap_children(void)
 {
     int reaped = 0, status;
     pid_t pid;
+    /* starter: TODO waitpid(2) WNOHANG until no exited child is left: log each, count them */
+    /* starter| todo("waitpid(2)"); */
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
         if (pid < 0)
             continue;
@@ -77,6 +89,7 @@ static int reap_children(void)
     }
     if (pid < 0 && errno != ECHILD)
         fprintf(stderr, "waitpid: %s\n", strerror(errno));
+    /* starter: end */
     return reaped;
 }
 
@@ -150,6 +163,9 @@ int main(int argc, char **argv)
     handle(SIGINT, sig_stop);
     handle(SIGTERM, sig_stop);
 
+    /* starter: TODO socket(2), setsockopt(2) SO_REUSEADDR, bind(2), listen(2), getsockname(2) */
+    /* starter| int listenfd = -1; */
+    /* starter| todo("socket(2), bind(2), listen(2)"); */
     int listenfd = socket(servaddr.ss_family, SOCK_STREAM, 0);
     if (listenfd < 0)
         die("socket", addr);
@@ -164,6 +180,7 @@ int main(int argc, char **argv)
     servlen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
         die("getsockname", addr);
+    /* starter: end */
     printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
     int children = 0;
@@ -175,6 +192,9 @@ int main(int argc, char **argv)
         }
         if (stop)
             break;
+        /* starter: TODO accept(2) (EINTR: go round to reap or stop), the address in cliaddr */
+        /* starter| int connfd = -1; */
+        /* starter| todo("accept(2)"); */
         clilen = sizeof cliaddr;
         int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd < 0) {
@@ -184,18 +204,17 @@ int main(int argc, char **argv)
                 continue;
             die("accept", local);
         }
+        /* starter: end */
         printf("connection from %s\n", sock_ntop((struct sockaddr *)&cliaddr, peer));
 
+        /* starter: TODO fork(2); child: close(2) listenfd, serve, exit; parent: close(2) connfd */
+        /* starter| todo("fork(2)"); */
         pid_t pid = fork();
         if (pid == 0) {
             /* The child only serves connfd. If it kept the listening
              * socket, the port would stay open as long as any child lives. */
             close(listenfd);
-            /* Ctrl-C (SIGINT to the terminal's whole process group) is for
-             * the parent: a child serves its client to the end. */
-            handle(SIGINT, SIG_IGN);
-            handle(SIGTERM, SIG_DFL);
-            handle(SIGCHLD, SIG_DFL);
+            child_signals();
             str_echo(connfd, &cliaddr, peer);
             close(connfd);
             exit(0);
@@ -207,6 +226,7 @@ int main(int argc, char **argv)
         /* The child has its own copy. Without this close(2) the connection
          * would never end: the client's FIN would leave a socket we hold. */
         close(connfd);
+        /* starter: end */
     }
     /* Children still serving finish with their client; init(1) reaps them. */
     printf("shutting down; %d children still serving\n", children);
