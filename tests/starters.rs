@@ -138,4 +138,16 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
         assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
         assert_eq!(out.stderr, todo, "{program}");
     }
+    for program in [
+        env!("CARGO_BIN_EXE_starter-echo-client").to_string(),
+        c_twin("01-echo/starter", "client"),
+    ] {
+        // It stops at its first gap, before any connection.
+        let out = run(&program, &["127.0.0.1", "4242"], b"hello\n");
+        assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
+        assert_eq!(
+            out.stderr, "TODO socket(2), connect(2): not written yet\n",
+            "{program}"
+        );
+    }
 }

@@ -1,0 +1,114 @@
+/*
+ * Lab 01: the echo client (UNP's tcpcli01 and str_cli, with the half-close
+ * of strcliselect02; Beej's client.c for the getaddrinfo loop).
+ *
+ * getaddrinfo -> socket -> connect -> loop { read a line from stdin -> write
+ * it -> read its echo -> print it } -> at the end of stdin, shutdown(SHUT_WR)
+ * and read what is left.
+ *
+ * Build: make, or by hand in this folder:
+ *     cc -Wall -Wextra -O2 -I../common -o client-c client.c ../common/labs.c
+ * Run:   ./client-c [HOST] [PORT]
+ */
+/* The starter: write each TODO (the lesson's calls), then `make` and
+ * `make check LAB=01-echo`. The answer is the lab's client.c. */
+#include "labs.h"
+
+#include <netdb.h>
+
+static const char usage[] =
+    "usage: client [HOST] [PORT]\n"
+    "\n"
+    "Lab 01: echo client. Sends each line of stdin to the server and prints the\n"
+    "echo; at the end of stdin (Ctrl-D) it half-closes the connection and exits.\n"
+    "\n"
+    "  HOST    server name or address (default 127.0.0.1; localhost and IPv6 such as ::1 work)\n"
+    "  PORT    server port (default 4242)\n"
+    "  --help  print this help\n";
+
+/* Longer lines are sent in pieces of this size: memory stays bounded
+ * whatever stdin holds. */
+#define MAXLINE (64 * 1024)
+
+/* Sends each line of stdin and copies its echo to stdout (UNP's str_cli);
+ * at the end of stdin, half-closes and copies what is left. */
+static void str_cli(int sockfd, const char *server)
+{
+    static char sendline[MAXLINE];
+    char recvline[16384];
+    ssize_t n, got;
+
+    /* readline (labs.c) reads descriptor 0 with read(2), not fgets(3): a
+     * line may hold any byte, '\0' included, and a longer one comes in pieces. */
+    while ((n = readline(STDIN_FILENO, sendline, sizeof sendline)) > 0) {
+        /* TODO writen the line, read(2) until all of it came back (0: say so, exit 1) */
+        todo("write(2) and read(2) the echo");
+    }
+    if (n < 0)
+        die("read", "stdin");
+
+    /* End of stdin: shutdown(2) sends our FIN ("no more lines") but keeps
+     * the socket open for reading, so nothing the server still sends is
+     * lost, as it could be with close(2). */
+    /* TODO shutdown(2) SHUT_WR (not close(2)), then read(2) what is left until 0 */
+    todo("shutdown(2)");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *host = DEFAULT_HOST;
+    unsigned short port = DEFAULT_PORT;
+    int errors = 0, c;
+
+    set_usage(usage);
+    /* --help wins wherever it stands: a mistake is reported once every
+     * option is read (as getopt(3)'s example counts them in errflg). */
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            help();
+        errors++; /* getopt_long(3) said what was wrong */
+    }
+    if (errors)
+        bad_usage();
+    if (optind < argc)
+        host = argv[optind++];
+    if (optind < argc)
+        port = parse_port(argv[optind++]);
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+
+    /* If the server resets the connection, our next write(2) would raise
+     * SIGPIPE and kill us without a word (signal(7)). Ignored, write(2)
+     * fails with EPIPE and we say so; Rust's runtime does this before main. */
+    signal(SIGPIPE, SIG_IGN);
+
+    /* getaddrinfo(3) turns a name (localhost) or a literal (::1) into the
+     * addresses to try, IPv4 and IPv6 alike. */
+    struct addrinfo hints, *res, *ai;
+    char service[8], server[ADDR_TEXT] = "";
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(service, sizeof service, "%u", port);
+    int rv = getaddrinfo(host, service, &hints, &res);
+    if (rv != 0) {
+        fprintf(stderr, "getaddrinfo %s: %s\n", host,
+                rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+        exit(1);
+    }
+    /* A name may have several addresses (localhost: ::1 and 127.0.0.1):
+     * try each in turn; if none answers, say why the last one failed. */
+    /* TODO socket(2) and connect(2) to each address in turn until one connects */
+    int sockfd = -1;
+    todo("socket(2), connect(2)");
+
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "connected to %s; type lines, Ctrl-D to end\n", server);
+    str_cli(sockfd, server);
+    close(sockfd);
+    return 0;
+}
