@@ -155,23 +155,22 @@ mod tests {
     struct Dir(PathBuf);
 
     impl Dir {
-        fn new(test: &str) -> Dir {
+        fn new(test: &str) -> std::io::Result<Dir> {
             let path = std::env::temp_dir().join(format!(
                 "socket-labs-download-{test}-{}",
                 std::process::id()
             ));
             let _ = fs::remove_dir_all(&path);
-            fs::create_dir_all(&path).expect("mkdir");
-            Dir(path)
+            fs::create_dir_all(&path)?;
+            Ok(Dir(path))
         }
 
-        fn names(&self) -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(&self.0)
-                .expect("read_dir")
+        fn names(&self) -> std::io::Result<Vec<String>> {
+            let mut names: Vec<String> = fs::read_dir(&self.0)?
                 .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
                 .collect();
             names.sort();
-            names
+            Ok(names)
         }
     }
 
@@ -182,41 +181,46 @@ mod tests {
     }
 
     #[test]
-    fn a_part_is_kept_under_its_name_or_removed() {
-        let dir = Dir::new("keep");
-        let mut part = PartFile::create(&dir.0, "a.txt").expect("create");
+    fn a_part_is_kept_under_its_name_or_removed() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = Dir::new("keep")?;
+        let mut part = PartFile::create(&dir.0, "a.txt")?;
         assert_eq!(part.path(), dir.0.join("a.txt.part"));
-        part.write_all(b"data").expect("write");
-        assert_eq!(dir.names(), ["a.txt.part"]);
-        assert_eq!(part.keep().expect("keep"), dir.0.join("a.txt"));
+        part.write_all(b"data")?;
+        assert_eq!(dir.names()?, ["a.txt.part"]);
+        assert_eq!(part.keep()?, dir.0.join("a.txt"));
         drop(part);
-        assert_eq!(dir.names(), ["a.txt"]);
-        assert_eq!(fs::read(dir.0.join("a.txt")).expect("read"), b"data");
+        assert_eq!(dir.names()?, ["a.txt"]);
+        assert_eq!(fs::read(dir.0.join("a.txt"))?, b"data");
 
-        let part = PartFile::create(&dir.0, "b.txt").expect("create");
+        let part = PartFile::create(&dir.0, "b.txt")?;
         drop(part);
-        assert_eq!(dir.names(), ["a.txt"], "a part not kept is removed");
+        assert_eq!(dir.names()?, ["a.txt"], "a part not kept is removed");
+        Ok(())
     }
 
     #[test]
-    fn nothing_existing_is_overwritten() {
-        let dir = Dir::new("exists");
-        fs::write(dir.0.join("r.txt"), b"mine").expect("write");
-        fs::write(dir.0.join("r-1.txt.part"), b"theirs").expect("write");
-        let mut part = PartFile::create(&dir.0, "r.txt").expect("create");
+    fn nothing_existing_is_overwritten() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = Dir::new("exists")?;
+        fs::write(dir.0.join("r.txt"), b"mine")?;
+        fs::write(dir.0.join("r-1.txt.part"), b"theirs")?;
+        let mut part = PartFile::create(&dir.0, "r.txt")?;
         assert_eq!(part.path(), dir.0.join("r-2.txt.part"));
         // Created meanwhile: the next free number.
-        fs::write(dir.0.join("r-2.txt"), b"late").expect("write");
-        assert_eq!(part.keep().expect("keep"), dir.0.join("r-3.txt"));
+        fs::write(dir.0.join("r-2.txt"), b"late")?;
+        assert_eq!(part.keep()?, dir.0.join("r-3.txt"));
         drop(part);
-        assert_eq!(dir.names(), ["r-1.txt.part", "r-2.txt", "r-3.txt", "r.txt"]);
-        assert_eq!(fs::read(dir.0.join("r.txt")).expect("read"), b"mine");
-        assert_eq!(fs::read(dir.0.join("r-2.txt")).expect("read"), b"late");
+        assert_eq!(
+            dir.names()?,
+            ["r-1.txt.part", "r-2.txt", "r-3.txt", "r.txt"]
+        );
+        assert_eq!(fs::read(dir.0.join("r.txt"))?, b"mine");
+        assert_eq!(fs::read(dir.0.join("r-2.txt"))?, b"late");
+        Ok(())
     }
 
     #[test]
-    fn too_big_is_said_before_anything_is_written() {
-        let dir = Dir::new("fit");
+    fn too_big_is_said_before_anything_is_written() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = Dir::new("fit")?;
         assert_eq!(will_not_fit(&dir.0, 10, Some(100)), None);
         assert_eq!(
             will_not_fit(&dir.0, 2_000_000, Some(1_000_000)).as_deref(),
@@ -226,5 +230,6 @@ mod tests {
         assert!(why.starts_with("more than the free space in "), "{why}");
         let why = will_not_fit(&dir.0.join("nowhere"), 1, None).unwrap_or_default();
         assert!(why.ends_with("No such file or directory"), "{why}");
+        Ok(())
     }
 }
