@@ -11,7 +11,7 @@ CFLAGS ?= -Wall -Wextra -Werror -O2
 
 LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
 C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
-# The starters (labs/NN-name/starter/, cut from the reference by tools/starter.awk):
+# The starters (labs/NN-name/starter/, the reference changed by a patch, tools/starter):
 # built too, so that CI proves they compile; their gaps leave variables unused.
 STARTER_C_BINS := $(patsubst %.c,%-c,$(wildcard labs/*/starter/*.c))
 C_BINS := $(C_SRCS:.c=-c)
@@ -86,16 +86,12 @@ exercise: ## start a lab's exercise from its starter: make exercise LAB=01-echo 
 exercises:
 	@bash tools/build-exercises
 
-# The starters, cut again from the reference programs' `starter:` marks
-# (tests/starters.rs checks that the committed ones are up to date).
-starters: ## write each lab's starter/ again from the reference's starter marks
-	@for f in $$(grep -l 'starter: TODO' labs/*/*.rs labs/*/*.c); do \
-	  lab=$$(basename $$(dirname $$f)); name=$$(basename $$f); \
-	  case $$f in *.rs) lang=rust ;; *) lang=c ;; esac; \
-	  mkdir -p labs/$$lab/starter; \
-	  awk -v lab=$$lab -v lang=$$lang -v answer=$$name -f tools/starter.awk $$f >labs/$$lab/starter/$$name; \
-	  echo "labs/$$lab/starter/$$name"; \
-	done
+# The starters, written again from each reference and its patch (a change
+# to a reference is carried into its starter; tests/starters.rs checks that
+# the committed ones are up to date). After editing a starter by hand:
+# tools/starter save labs/NN-name/starter/FILE.
+starters: ## write each lab's starter/ again from its reference and patch
+	@bash tools/starter write
 
 # A lab's checks (its tests) against a student's programs: a checklist with
 # hints. SERVER and CLIENT default to the exercise's (exercise/NN-name/).

@@ -39,8 +39,6 @@ static void str_cli(int sockfd, const char *server)
     /* readline (labs.c) reads descriptor 0 with read(2), not fgets(3): a
      * line may hold any byte, '\0' included, and a longer one comes in pieces. */
     while ((n = readline(STDIN_FILENO, sendline, sizeof sendline)) > 0) {
-        /* starter: TODO writen the line, read(2) until all of it came back (0: say so, exit 1) */
-        /* starter| todo("write(2) and read(2) the echo"); */
         if (writen(sockfd, sendline, (size_t)n) < 0)
             die("write", server);
         /* The echo may come back in several pieces: read until as many bytes
@@ -60,7 +58,6 @@ static void str_cli(int sockfd, const char *server)
                 die("write", "stdout");
             missing -= (size_t)got;
         }
-        /* starter: end */
     }
     if (n < 0)
         die("read", "stdin");
@@ -68,8 +65,6 @@ static void str_cli(int sockfd, const char *server)
     /* End of stdin: shutdown(2) sends our FIN ("no more lines") but keeps
      * the socket open for reading, so nothing the server still sends is
      * lost, as it could be with close(2). */
-    /* starter: TODO shutdown(2) SHUT_WR (not close(2)), then read(2) what is left until 0 */
-    /* starter| todo("shutdown(2)"); */
     if (shutdown(sockfd, SHUT_WR) < 0)
         die("shutdown", server);
     while ((got = read(sockfd, recvline, sizeof recvline)) != 0) {
@@ -80,7 +75,6 @@ static void str_cli(int sockfd, const char *server)
         if (writen(STDOUT_FILENO, recvline, (size_t)got) < 0)
             die("write", "stdout");
     }
-    /* starter: end */
 }
 
 int main(int argc, char **argv)
@@ -131,9 +125,6 @@ int main(int argc, char **argv)
     }
     /* A name may have several addresses (localhost: ::1 and 127.0.0.1):
      * try each in turn; if none answers, say why the last one failed. */
-    /* starter: TODO socket(2) and connect(2) to each address in turn until one connects */
-    /* starter| int sockfd = -1; */
-    /* starter| todo("socket(2), connect(2)"); */
     int sockfd = -1, err = EADDRNOTAVAIL;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         sock_ntop(ai->ai_addr, server);
@@ -150,7 +141,6 @@ int main(int argc, char **argv)
         errno = err;
         die("connect", server);
     }
-    /* starter: end */
 
     if (isatty(STDIN_FILENO))
         fprintf(stderr, "connected to %s; type lines, Ctrl-D to end\n", server);

@@ -45,8 +45,6 @@ fn main() {
 
     // A name may have several addresses (localhost: ::1 and 127.0.0.1):
     // try each in turn, as getaddrinfo(3)'s example does.
-    // starter: TODO socket(2) and connect(2) to each address in turn until one connects
-    // starter| let (sock, server): (OwnedFd, SocketAddr) = socket_labs::todo("socket(2), connect(2)");
     let mut connected: Option<(OwnedFd, SocketAddr)> = None;
     let mut last_error = Errno::EADDRNOTAVAIL;
     let mut last_addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -67,7 +65,6 @@ fn main() {
     let Some((sock, server)) = connected else {
         die("connect", last_addr, &last_error)
     };
-    // starter: end
 
     let stdin = std::io::stdin();
     if isatty(&stdin).unwrap_or(false) {
@@ -97,8 +94,6 @@ fn main() {
 
     // End of stdin: shutdown(2) sends our FIN ("no more lines") but keeps
     // the socket open for reading, so nothing the server still sends is lost.
-    // starter: TODO shutdown(2) SHUT_WR (not close(2)), then read(2) what is left until 0
-    // starter| socket_labs::todo("shutdown(2)");
     shutdown(sock.as_raw_fd(), Shutdown::Write).or_die("shutdown", server);
     loop {
         match read(&sock, &mut buf) {
@@ -108,14 +103,11 @@ fn main() {
             Err(err) => die("read", server, &err),
         }
     }
-    // starter: end
 }
 
 /// Writes one line to the server and copies its echo to stdout. The echo may
 /// come back in several pieces: read until as many bytes came back as went.
 fn send_line(sock: &OwnedFd, server: SocketAddr, line: &[u8], buf: &mut [u8]) {
-    // starter: TODO writen the line, read(2) until all of it came back (0: say so, exit 1)
-    // starter| socket_labs::todo("write(2) and read(2) the echo");
     writen(sock, line).or_die("write", server);
     let mut missing = line.len();
     while missing > 0 {
@@ -132,5 +124,4 @@ fn send_line(sock: &OwnedFd, server: SocketAddr, line: &[u8], buf: &mut [u8]) {
         writen(std::io::stdout(), &buf[..got]).or_die("write", "stdout");
         missing -= got;
     }
-    // starter: end
 }

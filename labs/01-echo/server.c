@@ -34,8 +34,6 @@ static void str_echo(int connfd, const char *peer, unsigned long write_timeout)
     struct timeval tv = { .tv_sec = (time_t)write_timeout, .tv_usec = 0 };
     if (setsockopt(connfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
         die("setsockopt", peer);
-    /* starter: TODO read(2) until 0, each piece echoed by writen_before (drop on error) */
-    /* starter| todo("read(2) and the echo"); */
     while ((n = read(connfd, buf, sizeof buf)) != 0) { /* 0: EOF, the client closed */
         if (n < 0 && errno == EINTR)
             continue;
@@ -54,7 +52,6 @@ static void str_echo(int connfd, const char *peer, unsigned long write_timeout)
             return;
         }
     }
-    /* starter: end */
 }
 
 int main(int argc, char **argv)
@@ -105,9 +102,6 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
 
-    /* starter: TODO socket(2), setsockopt(2) SO_REUSEADDR, bind(2), listen(2), getsockname(2) */
-    /* starter| int listenfd = -1; */
-    /* starter| todo("socket(2), bind(2), listen(2)"); */
     int listenfd = socket(servaddr.ss_family, SOCK_STREAM, 0);
     if (listenfd < 0)
         die("socket", addr);
@@ -126,13 +120,9 @@ int main(int argc, char **argv)
     servlen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
         die("getsockname", addr);
-    /* starter: end */
     printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
     for (;;) {
-        /* starter: TODO accept(2) the next client, with its address in cliaddr */
-        /* starter| int connfd = -1; */
-        /* starter| todo("accept(2)"); */
         clilen = sizeof cliaddr;
         int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd < 0) {
@@ -141,14 +131,10 @@ int main(int argc, char **argv)
                 continue;
             die("accept", local);
         }
-        /* starter: end */
         printf("connection from %s\n", sock_ntop((struct sockaddr *)&cliaddr, peer));
         str_echo(connfd, peer, write_timeout);
         printf("%s disconnected\n", peer);
         /* close(2) sends our FIN; forget it and the client sits in CLOSE_WAIT. */
-        /* starter: TODO close(2) the connection: the client waits for its FIN */
-        /* starter| todo("close(2)"); */
         close(connfd);
-        /* starter: end */
     }
 }

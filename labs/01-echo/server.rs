@@ -52,8 +52,6 @@ fn main() {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    // starter: TODO socket(2), setsockopt(2) SO_REUSEADDR, bind(2), listen(2), getsockname(2)
-    // starter| let local: SockaddrStorage = socket_labs::todo("socket(2), bind(2), listen(2)");
     let listener = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
     // Without SO_REUSEADDR, bind(2) fails with EADDRINUSE for a minute after a
     // restart, while the last run's connections sit in TIME_WAIT (socket(7)).
@@ -64,13 +62,10 @@ fn main() {
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     // With port 0 the kernel chose the port: getsockname(2) tells which.
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
-    // starter: end
     log!("listening on {local}");
 
     let mut buf = [0u8; 16 * 1024];
     loop {
-        // starter: TODO accept(2) the next client (own its descriptor at once), getpeername(2)
-        // starter| let (conn, peer): (OwnedFd, SockaddrStorage) = socket_labs::todo("accept(2)");
         let fd = match accept(listener.as_raw_fd()) {
             Ok(fd) => fd,
             // The client gave up while it waited in the backlog, or a signal
@@ -90,7 +85,6 @@ fn main() {
                 continue;
             }
         };
-        // starter: end
         log!("connection from {peer}");
 
         // A client that sends but never reads fills both socket buffers, and
@@ -101,8 +95,6 @@ fn main() {
         let timeout = TimeVal::seconds(write_timeout.into());
         setsockopt(&conn, sockopt::SendTimeout, &timeout).or_die("setsockopt", peer);
 
-        // starter: TODO read(2) until 0, each piece echoed by writen_before (drop on error)
-        // starter| socket_labs::todo("read(2) and the echo");
         loop {
             let n = match read(&conn, &mut buf) {
                 Ok(0) => break, // EOF: the client closed (or shut down) its side
@@ -133,14 +125,10 @@ fn main() {
                 }
             }
         }
-        // starter: end
         log!("{peer} disconnected");
         // close(2) sends our FIN (or a RST if unread data remains).
-        // starter: TODO close(2) the connection: the client waits for its FIN
-        // starter| socket_labs::todo("close(2)");
         if let Err(err) = close(conn) {
             warn!("close {peer}: {}", reason(&err));
         }
-        // starter: end
     }
 }

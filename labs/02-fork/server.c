@@ -73,8 +73,6 @@ static int reap_children(void)
 {
     int reaped = 0, status;
     pid_t pid;
-    /* starter: TODO waitpid(2) WNOHANG until no exited child is left: log each, count them */
-    /* starter| todo("waitpid(2)"); */
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
         if (pid < 0)
             continue;
@@ -89,7 +87,6 @@ static int reap_children(void)
     }
     if (pid < 0 && errno != ECHILD)
         fprintf(stderr, "waitpid: %s\n", strerror(errno));
-    /* starter: end */
     return reaped;
 }
 
@@ -163,9 +160,6 @@ int main(int argc, char **argv)
     handle(SIGINT, sig_stop);
     handle(SIGTERM, sig_stop);
 
-    /* starter: TODO socket(2), setsockopt(2) SO_REUSEADDR, bind(2), listen(2), getsockname(2) */
-    /* starter| int listenfd = -1; */
-    /* starter| todo("socket(2), bind(2), listen(2)"); */
     int listenfd = socket(servaddr.ss_family, SOCK_STREAM, 0);
     if (listenfd < 0)
         die("socket", addr);
@@ -180,7 +174,6 @@ int main(int argc, char **argv)
     servlen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
         die("getsockname", addr);
-    /* starter: end */
     printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
     int children = 0;
@@ -192,9 +185,6 @@ int main(int argc, char **argv)
         }
         if (stop)
             break;
-        /* starter: TODO accept(2) (EINTR: go round to reap or stop), the address in cliaddr */
-        /* starter| int connfd = -1; */
-        /* starter| todo("accept(2)"); */
         clilen = sizeof cliaddr;
         int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd < 0) {
@@ -204,11 +194,8 @@ int main(int argc, char **argv)
                 continue;
             die("accept", local);
         }
-        /* starter: end */
         printf("connection from %s\n", sock_ntop((struct sockaddr *)&cliaddr, peer));
 
-        /* starter: TODO fork(2); child: close(2) listenfd, serve, exit; parent: close(2) connfd */
-        /* starter| todo("fork(2)"); */
         pid_t pid = fork();
         if (pid == 0) {
             /* The child only serves connfd. If it kept the listening
@@ -226,7 +213,6 @@ int main(int argc, char **argv)
         /* The child has its own copy. Without this close(2) the connection
          * would never end: the client's FIN would leave a socket we hold. */
         close(connfd);
-        /* starter: end */
     }
     /* Children still serving finish with their client; init(1) reaps them. */
     printf("shutting down; %d children still serving\n", children);

@@ -68,15 +68,12 @@ fn main() {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    // starter: TODO socket(2), setsockopt(2) SO_REUSEADDR, bind(2), listen(2), getsockname(2)
-    // starter| let local: SockaddrStorage = socket_labs::todo("socket(2), bind(2), listen(2)");
     let listener = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
     // Children may still hold connections on this port when we restart (socket(7)).
     setsockopt(&listener, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
     bind(listener.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
-    // starter: end
     log!("listening on {local}");
 
     let mut children = 0usize;
@@ -88,8 +85,6 @@ fn main() {
         if STOP.load(Ordering::SeqCst) {
             break;
         }
-        // starter: TODO accept(2) (EINTR: go round to reap or stop), own the fd, getpeername(2)
-        // starter| let (conn, peer): (OwnedFd, SockaddrStorage) = socket_labs::todo("accept(2)");
         let fd = match accept(listener.as_raw_fd()) {
             Ok(fd) => fd,
             // EINTR: a signal (SIGCHLD, SIGTERM) interrupted the wait: go
@@ -108,14 +103,11 @@ fn main() {
                 continue;
             }
         };
-        // starter: end
         log!("connection from {peer}");
 
         // SAFETY: fork(2) is safe to call here because this process has a
         // single thread: the child starts with consistent memory and may run
         // any code, not only async-signal-safe calls.
-        // starter: TODO fork(2); child: close(2) listener, serve, exit; parent: close(2) conn
-        // starter| socket_labs::todo("fork(2)");
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 // The child only serves `conn`. If it kept the listening
@@ -142,7 +134,6 @@ fn main() {
                 warn!("fork {peer}: {}", reason(&err));
             }
         }
-        // starter: end
     }
     // Children still serving are not killed: they finish with their
     // client; once we exit, init(1) becomes their parent and reaps them.
@@ -189,8 +180,6 @@ fn serve(conn: OwnedFd, peer: &SockaddrStorage) {
 fn reap_children() -> usize {
     // Signals do not queue: one SIGCHLD may stand for several exited
     // children, so call waitpid(2) until none is left (WNOHANG: never block).
-    // starter: TODO waitpid(2) WNOHANG until no exited child is left: log each, count them
-    // starter| socket_labs::todo("waitpid(2)")
     let mut reaped = 0;
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -215,7 +204,6 @@ fn reap_children() -> usize {
             }
         }
     }
-    // starter: end
 }
 
 /// The child serves its client to the end: Ctrl-C in the terminal (SIGINT to

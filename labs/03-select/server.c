@@ -91,8 +91,6 @@ static int serve(struct client *c, int readable)
 {
     ssize_t n;
 
-    /* starter: TODO read(2) once if readable (0: eof); write(2) what is pending (EAGAIN: later) */
-    /* starter| todo("read(2) once, write(2) the pending echo"); */
     if (readable && c->len <= HIGH_WATER) { /* allset asks only then */
         /* One read(2) per turn: a client that sends a lot gets its turn
          * like the others, and its pending echo stays bounded. */
@@ -121,7 +119,6 @@ static int serve(struct client *c, int readable)
             return 0;
         }
     }
-    /* starter: end */
     return !(c->eof && c->len == 0);
 }
 
@@ -165,9 +162,6 @@ int main(int argc, char **argv)
      * ignored, write fails with EPIPE. Rust's runtime does this too. */
     signal(SIGPIPE, SIG_IGN);
 
-    /* starter: TODO socket(2), SO_REUSEADDR, bind(2), listen(2), fcntl(2) O_NONBLOCK */
-    /* starter| listenfd = -1; */
-    /* starter| todo("socket(2), bind(2), listen(2), O_NONBLOCK"); */
     if ((listenfd = socket(servaddr.ss_family, SOCK_STREAM, 0)) < 0)
         die("socket", addr);
     /* The listener goes in an fd_set too (see FD_SETSIZE below). */
@@ -192,7 +186,6 @@ int main(int argc, char **argv)
     servlen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
         die("getsockname", addr);
-    /* starter: end */
     printf("listening on %s\n", sock_ntop((struct sockaddr *)&servaddr, local));
 
     maxfd = listenfd;
@@ -212,9 +205,6 @@ int main(int argc, char **argv)
         /* Paused, wake up after ACCEPT_PAUSE anyway to try accept(2) again:
          * with ENFILE another process may free descriptors. */
         struct timeval timeout = { ACCEPT_PAUSE, 0 };
-        /* starter: TODO select(2) on copies of allset, allwset; nfds; timeout if paused */
-        /* starter| nready = 0; */
-        /* starter| todo("select(2)"); */
         rset = allset;
         wset = allwset;
         /* nfds is not a count: the kernel looks at descriptors 0 to nfds-1. */
@@ -223,7 +213,6 @@ int main(int argc, char **argv)
                 continue; /* a signal came: ask again */
             die("select", local);
         }
-        /* starter: end */
 
         if (FD_ISSET(listenfd, &rset)) {
             nready--;
@@ -231,9 +220,6 @@ int main(int argc, char **argv)
              * with one accept per turn a burst of clients waits turn after turn. */
             for (;;) {
                 clilen = sizeof cliaddr;
-                /* starter: TODO accept(2); EAGAIN: reported = 0, break; ECONNABORTED: next */
-                /* starter| connfd = -1; */
-                /* starter| todo("accept(2)"); */
                 if ((connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen)) < 0) {
                     if (errno == EAGAIN || errno == EWOULDBLOCK) {
                         reported = 0; /* nobody waits for a descriptor any more */
@@ -243,7 +229,6 @@ int main(int argc, char **argv)
                     if (errno == ECONNABORTED || errno == EINTR)
                         continue;
                 }
-                /* starter: end */
                 if (connfd < 0) {
                     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                         /* The connection stays in the backlog and the listener
@@ -259,8 +244,6 @@ int main(int argc, char **argv)
                     die("accept", local);
                 }
                 sock_ntop((struct sockaddr *)&cliaddr, peer);
-                /* starter: TODO connfd >= FD_SETSIZE: "refusing", close(2); fcntl(2) O_NONBLOCK */
-                /* starter| todo("FD_SETSIZE, O_NONBLOCK"); */
                 /* An fd_set is a bitmap of FD_SETSIZE bits (select(2)): a
                  * higher descriptor cannot be watched, and FD_SET would
                  * write past the end of the set. */
@@ -277,7 +260,6 @@ int main(int argc, char **argv)
                     close(connfd);
                     continue;
                 }
-                /* starter: end */
                 printf("connection from %s\n", peer);
                 for (i = 0; client[i].fd >= 0; i++)
                     ; /* a free entry: there are fewer clients than descriptors */
@@ -287,12 +269,9 @@ int main(int argc, char **argv)
                 strcpy(client[i].peer, peer);
                 client[i].len = 0;
                 client[i].eof = 0;
-                /* starter: TODO watch connfd: FD_SET(3) it in allset, and raise maxfd */
-                /* starter| todo("FD_SET, maxfd"); */
                 FD_SET(connfd, &allset);
                 if (connfd > maxfd)
                     maxfd = connfd;
-                /* starter: end */
                 if (i > maxi)
                     maxi = i;
             }
@@ -309,8 +288,6 @@ int main(int argc, char **argv)
             struct client *c = &client[i];
             if (!serve(c, readable)) {
                 printf("%s disconnected\n", c->peer);
-                /* starter: TODO close(2) it, FD_CLR(3) from allset and allwset, free the entry */
-                /* starter| todo("close(2), FD_CLR"); */
                 /* close(2) sends our FIN (or a RST if unread data remains). */
                 if (close(sockfd) < 0)
                     fprintf(stderr, "close %s: %s\n", c->peer, strerror(errno));
@@ -318,14 +295,11 @@ int main(int argc, char **argv)
                 FD_CLR(sockfd, &allwset);
                 free(c->pending);
                 c->fd = -1;
-                /* starter: end */
                 /* A descriptor is free: a paused accept(2) may succeed now. */
                 if (paused)
                     resume_accept(listenfd, &allset);
                 continue;
             }
-            /* starter: TODO allset unless eof or len > HIGH_WATER; allwset while len > 0 */
-            /* starter| todo("the fd_sets: backpressure"); */
             /* Backpressure: a client with more than HIGH_WATER of unread
              * echo is not read from; TCP flow control stops it sending. */
             if (!c->eof && c->len <= HIGH_WATER)
@@ -336,7 +310,6 @@ int main(int argc, char **argv)
                 FD_SET(sockfd, &allwset);
             else
                 FD_CLR(sockfd, &allwset);
-            /* starter: end */
         }
     }
 }

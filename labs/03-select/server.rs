@@ -78,9 +78,6 @@ fn main() {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    // starter: TODO socket(2), SO_REUSEADDR, bind(2), listen(2), fcntl(2) O_NONBLOCK
-    // starter| let (listener, local): (OwnedFd, SockaddrStorage) =
-    // starter|     socket_labs::todo("socket(2), bind(2), listen(2), O_NONBLOCK");
     let listener = socket(domain, SockType::Stream, SockFlag::empty(), None).or_die("socket", addr);
     // The listener goes in an fd_set too (see FD_SETSIZE below).
     if listener.as_raw_fd() >= FD_SETSIZE as RawFd {
@@ -97,7 +94,6 @@ fn main() {
     set_nonblocking(&listener).or_die("fcntl", addr);
     // With port 0 the kernel chose the port: getsockname(2) tells which.
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
-    // starter: end
     log!("listening on {local}");
 
     let mut clients: Vec<Client> = Vec::new();
@@ -114,8 +110,6 @@ fn main() {
             if pause.accepting() {
                 readfds.insert(listener.as_fd());
             }
-            // starter: TODO per client: readfds unless eof or over HIGH_WATER; writefds if pending
-            // starter| let nfds: std::os::raw::c_int = socket_labs::todo("the fd_sets and nfds");
             for c in &clients {
                 // Backpressure: a client with more than HIGH_WATER of unread
                 // echo is not read from; TCP flow control stops it sending.
@@ -129,17 +123,13 @@ fn main() {
             }
             // Not a count: the kernel looks at descriptors 0 to nfds-1.
             let nfds = maxfd + 1;
-            // starter: end
             // Paused, wake up after ACCEPT_PAUSE anyway to try accept(2) again.
             let mut timeout = pause.timeout();
-            // starter: TODO select(2) with nfds, both sets and timeout (EINTR: ask again)
-            // starter| socket_labs::todo("select(2)");
             match select(nfds, &mut readfds, &mut writefds, None, timeout.as_mut()) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue, // a signal came: ask again
                 Err(err) => die("select", local, &err),
             }
-            // starter: end
             let answer = |fd| (readfds.contains(fd), writefds.contains(fd));
             ready.clear();
             ready.extend(clients.iter().map(|c| answer(c.fd.as_fd())));
@@ -150,20 +140,14 @@ fn main() {
         // one accept per turn a burst of clients waits turn after turn.
         if listener_ready {
             loop {
-                // starter: TODO accept(2); EAGAIN: pause.backlog_empty(), break; ECONNABORTED: next
-                // starter| let accepted: nix::Result<RawFd> = socket_labs::todo("accept(2)");
-                let accepted = match accept(listener.as_raw_fd()) {
+                let fd = match accept(listener.as_raw_fd()) {
+                    Ok(fd) => fd,
                     Err(Errno::EAGAIN) => {
                         pause.backlog_empty(); // nobody waits for a descriptor any more
                         break;
                     }
                     // The client gave up in the backlog, or a signal came (accept(2)).
                     Err(Errno::ECONNABORTED | Errno::EINTR) => continue,
-                    other => other,
-                };
-                // starter: end
-                let fd = match accepted {
-                    Ok(fd) => fd,
                     // The listener stays readable: watched, it would spin select(2).
                     Err(err @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                         pause.start(local, err);
@@ -174,8 +158,6 @@ fn main() {
                 let Some((conn, peer)) = take_connection(fd, local) else {
                     continue;
                 };
-                // starter: TODO fd >= FD_SETSIZE: log "refusing", drop it; fcntl(2) O_NONBLOCK
-                // starter| socket_labs::todo("FD_SETSIZE, O_NONBLOCK");
                 // An fd_set is a bitmap of FD_SETSIZE bits: a higher descriptor
                 // cannot be watched (C's FD_SET writes past the set's end).
                 if fd >= FD_SETSIZE as RawFd {
@@ -188,7 +170,6 @@ fn main() {
                     warn!("fcntl {peer}: {}", reason(&err));
                     continue;
                 }
-                // starter: end
                 log!("connection from {peer}");
                 clients.push(Client::new(conn, peer));
             }
@@ -209,8 +190,6 @@ fn main() {
 /// readable, then a write(2) of what is pending. Returns false when the
 /// client is gone, or has shut down its side and has all its echo.
 fn serve(c: &mut Client, readable: bool, buf: &mut [u8]) -> bool {
-    // starter: TODO read(2) once if readable (0: eof); write(2) what is pending (EAGAIN: later)
-    // starter| socket_labs::todo("read(2) once, write(2) the pending echo");
     if readable {
         // One read(2) per turn: a client that sends a lot gets its turn
         // like the others, and its pending output stays bounded.
@@ -247,7 +226,6 @@ fn serve(c: &mut Client, readable: bool, buf: &mut [u8]) -> bool {
             c.pending.shrink_to(READ_SIZE);
         }
     }
-    // starter: end
     !(c.eof && c.pending.is_empty())
 }
 
@@ -255,12 +233,9 @@ fn serve(c: &mut Client, readable: bool, buf: &mut [u8]) -> bool {
 /// FIN (or a RST if unread data remains).
 fn disconnect(c: Client) {
     log!("{} disconnected", c.peer);
-    // starter: TODO close(2) the client's socket (a failure is warned, not fatal)
-    // starter| socket_labs::todo("close(2)");
     if let Err(err) = close(c.fd) {
         warn!("close {}: {}", c.peer, reason(&err));
     }
-    // starter: end
 }
 
 /// fcntl(2): F_GETFL, then F_SETFL with O_NONBLOCK added.

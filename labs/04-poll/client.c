@@ -55,8 +55,6 @@ static void str_cli(int sockfd, const char *server)
         fds[1].fd = sockfd;
         fds[1].events = nqueued > 0 ? POLLIN | POLLOUT : POLLIN;
         fds[1].revents = 0;
-        /* starter: TODO poll(2) both at once; stdin left out (fds + 1) at its end or a full queue */
-        /* starter| todo("poll(2) on stdin and the socket"); */
         /* stdin is watched until its end, while there is room to queue what
          * it brings. Not watched means left out of the array (poll from
          * fds + 1), not asked for no events: POLLHUP comes whether asked
@@ -70,7 +68,6 @@ static void str_cli(int sockfd, const char *server)
                 continue;
             die("poll", server);
         }
-        /* starter: end */
         /* POLLHUP and POLLERR come whether asked for or not (poll(2)): the
          * read or write that follows reports what happened. */
         stdin_ready = fds[0].revents & (POLLIN | POLLHUP | POLLERR);
@@ -114,12 +111,9 @@ static void str_cli(int sockfd, const char *server)
         /* End of stdin and everything sent: shutdown(2) tells the server
          * "no more" but keeps reading what it still sends. */
         if (stdineof && nqueued == 0 && !shut) {
-            /* starter: TODO shutdown(2) SHUT_WR, then shut = 1: we still read the server's answer */
-            /* starter| todo("shutdown(2)"); */
             if (shutdown(sockfd, SHUT_WR) < 0)
                 die("shutdown", server);
             shut = 1;
-            /* starter: end */
         }
     }
 }

@@ -84,8 +84,6 @@ fn str_cli(sock: &OwnedFd, server: SocketAddr) {
                 PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sock.as_fd(), sock_events),
             ];
-            // starter: TODO poll(2) both at once; stdin out of the array (fds[1..]) unless watch_stdin
-            // starter| socket_labs::todo("poll(2) on stdin and the socket");
             // Not watched means left out of the array, not asked for no
             // events: POLLHUP comes whether asked for or not (poll(2)), and
             // a pipe whose writer has gone reports it for ever. Kept in the
@@ -99,7 +97,6 @@ fn str_cli(sock: &OwnedFd, server: SocketAddr) {
                 Err(Errno::EINTR) => continue,
                 Err(err) => die("poll", server, &err),
             }
-            // starter: end
             // POLLHUP and POLLERR come whether asked for or not (poll(2)):
             // the read or write that follows reports what happened.
             let stdin_revents = if watch_stdin {
@@ -152,11 +149,8 @@ fn str_cli(sock: &OwnedFd, server: SocketAddr) {
         // End of stdin and everything sent: shutdown(2) tells the server
         // "no more" but keeps reading what it still sends.
         if !stdin_open && queued.is_empty() && !shut_down {
-            // starter: TODO shutdown(2) SHUT_WR, then shut_down: we still read the server's answer
-            // starter| socket_labs::todo("shutdown(2)");
             shutdown(sock.as_raw_fd(), Shutdown::Write).or_die("shutdown", server);
             shut_down = true;
-            // starter: end
         }
     }
 }

@@ -67,8 +67,6 @@ static int serve(int i)
     int fd = client[i].fd;
     ssize_t n;
 
-    /* starter: TODO read(2) unless eof or MAX_PENDING waits (0: eof); write(2) what waits */
-    /* starter| todo("read(2) and write(2)"); */
     /* POLLHUP and POLLERR are reported even when not asked for: the read or
      * write below then fails and says why. */
     if ((client[i].revents & (POLLIN | POLLHUP | POLLERR)) && !c->eof && c->len < MAX_PENDING) {
@@ -98,7 +96,6 @@ static int serve(int i)
             return 0;
         }
     }
-    /* starter: end */
     return !(c->eof && c->len == 0);
 }
 
@@ -144,8 +141,6 @@ int main(int argc, char **argv)
      * to the hard one (getrlimit(2)). */
     unsigned long long limit = raise_nofile_limit();
 
-    /* starter: TODO socket(2) non-blocking, setsockopt(2) SO_REUSEADDR, bind, listen, getsockname */
-    /* starter| todo("socket(2), bind(2), listen(2)"); */
     /* Non-blocking: we accept until EAGAIN, never waiting in accept(2). */
     if ((listenfd = socket(servaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
         die("socket", addr);
@@ -160,7 +155,6 @@ int main(int argc, char **argv)
     servlen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
         die("getsockname", addr);
-    /* starter: end */
     sock_ntop((struct sockaddr *)&servaddr, local);
     /* A descriptor in reserve for when accept(2) fails with EMFILE: without
      * it the connection stays in the backlog, poll(2) reports the listener
@@ -176,14 +170,11 @@ int main(int argc, char **argv)
     maxi = 0; /* highest index in use in client[] */
 
     for (;;) {
-        /* starter: TODO poll(2) client[0..maxi], no timeout; EINTR: again (man 2 poll) */
-        /* starter| todo("poll(2)"); */
         if ((nready = poll(client, maxi + 1, -1)) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll", local);
         }
-        /* starter: end */
 
         if (client[0].revents & POLLIN) {
             nready--;
@@ -191,15 +182,12 @@ int main(int argc, char **argv)
              * at thousands of clients, one accept per turn falls behind.
              * accept4(2) makes it non-blocking in the same call. */
             for (;;) {
-                /* starter: TODO accept4(2) non-blocking; EAGAIN: break; EINTR, ECONNABORTED: again */
-                /* starter| todo("accept4(2)"); */
                 clilen = sizeof cliaddr;
                 connfd = accept4(listenfd, (struct sockaddr *)&cliaddr, &clilen, SOCK_NONBLOCK);
                 if (connfd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
                 if (connfd < 0 && (errno == EINTR || errno == ECONNABORTED))
                     continue;
-                /* starter: end */
                 if (connfd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
                         if (!out_of_descriptors)
@@ -239,17 +227,12 @@ int main(int argc, char **argv)
             struct conn *c = &conn[i];
             if (!serve(i)) {
                 printf("%s disconnected\n", c->peer);
-                /* starter: TODO close(2) it, free its pending, fd -1: poll(2) skips that entry */
-                /* starter| todo("close(2) and remove the client"); */
                 if (close(client[i].fd) < 0)
                     fprintf(stderr, "close %s: %s\n", c->peer, strerror(errno));
                 free(c->pending);
                 client[i].fd = -1;
-                /* starter: end */
                 continue;
             }
-            /* starter: TODO events: POLLIN if not eof, below MAX_PENDING; POLLOUT if echo waits */
-            /* starter| todo("the events to poll for"); */
             /* Backpressure: while MAX_PENDING waits to be sent to a client,
              * nothing more is read from it. */
             client[i].events = 0;
@@ -257,7 +240,6 @@ int main(int argc, char **argv)
                 client[i].events |= POLLIN;
             if (c->len > 0)
                 client[i].events |= POLLOUT;
-            /* starter: end */
         }
         /* poll(2) need not look past the last client. */
         while (maxi > 0 && client[maxi].fd < 0)

@@ -73,9 +73,6 @@ fn main() {
     // to the hard one (src/limits.rs).
     let limit = raise_descriptor_limit();
 
-    // starter: TODO socket(2) non-blocking, setsockopt(2) SO_REUSEADDR, bind, listen, getsockname
-    // starter| let (listener, local): (OwnedFd, SockaddrStorage) =
-    // starter|     socket_labs::todo("socket(2), bind(2), listen(2)");
     let domain = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -88,7 +85,6 @@ fn main() {
     // A burst of thousands of connects overflows a small backlog (listen(2)).
     listen(&listener, Backlog::MAXCONN).or_die("listen", addr);
     let local: SockaddrStorage = getsockname(listener.as_raw_fd()).or_die("getsockname", addr);
-    // starter: end
     // A descriptor in reserve for when accept(2) fails with EMFILE: without
     // it the connection stays in the backlog, poll(2) reports the listener
     // readable again at once, and we spin at 100% CPU (src/spare.rs). If the
@@ -109,8 +105,6 @@ fn main() {
             let mut fds = Vec::with_capacity(clients.len() + 1);
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             for client in &clients {
-                // starter: TODO events: POLLIN if not eof, below MAX_PENDING; POLLOUT if echo waits
-                // starter| let events: PollFlags = socket_labs::todo("the events to poll for");
                 // Backpressure: while MAX_PENDING waits to be sent to a
                 // client, nothing more is read from it.
                 let mut events = PollFlags::empty();
@@ -120,17 +114,13 @@ fn main() {
                 if !client.pending.is_empty() {
                     events |= PollFlags::POLLOUT;
                 }
-                // starter: end
                 fds.push(PollFd::new(client.fd.as_fd(), events));
             }
-            // starter: TODO poll(2) the whole array, no timeout; EINTR: again (man 2 poll)
-            // starter| socket_labs::todo("poll(2)");
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(err) => die("poll", local, &err),
             }
-            // starter: end
             fds.iter()
                 .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
                 .collect()
@@ -140,14 +130,11 @@ fn main() {
             // Take every connection waiting in the backlog, not only one:
             // at thousands of clients, one accept per turn falls behind.
             loop {
-                // starter: TODO accept4(2) non-blocking; EAGAIN: break; EINTR, ECONNABORTED: again
-                // starter| let accepted: nix::Result<std::os::fd::RawFd> = socket_labs::todo("accept4(2)");
                 let accepted = match accept4(listener.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
                     accepted => accepted,
                 };
-                // starter: end
                 let fd = match accepted {
                     Ok(fd) => fd,
                     Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
@@ -181,17 +168,11 @@ fn main() {
         // just been accepted (no revents yet).
         for i in (0..revents.len() - 1).rev() {
             if !revents[i + 1].is_empty() && !serve(&mut clients[i], revents[i + 1], &mut buf) {
-                // starter: TODO take clients[i] out (swap_remove): poll(2) must not see it
-                // starter| let client: Client = socket_labs::todo("remove the closed client");
                 let client = clients.swap_remove(i);
-                // starter: end
                 log!("{} disconnected", client.peer);
-                // starter: TODO close(2) its descriptor (a failure is only worth a warning)
-                // starter| socket_labs::todo("close(2)");
                 if let Err(err) = close(client.fd) {
                     warn!("close {}: {}", client.peer, reason(&err));
                 }
-                // starter: end
             }
         }
     }
@@ -202,8 +183,6 @@ fn main() {
 fn serve(client: &mut Client, revents: PollFlags, buf: &mut [u8]) -> bool {
     // POLLHUP and POLLERR are reported even when not asked for: the read or
     // write below then fails and says why.
-    // starter: TODO read(2) unless eof or MAX_PENDING waits (0: eof); write(2) what waits
-    // starter| socket_labs::todo("read(2) and write(2)");
     let trouble = PollFlags::POLLHUP | PollFlags::POLLERR;
     if revents.intersects(PollFlags::POLLIN | trouble)
         && !client.eof
@@ -235,6 +214,5 @@ fn serve(client: &mut Client, revents: PollFlags, buf: &mut [u8]) -> bool {
             }
         }
     }
-    // starter: end
     !(client.eof && client.pending.is_empty())
 }

@@ -228,8 +228,6 @@ static void serve(int epfd, uint64_t fd, uint32_t events, char *buf, size_t size
     if (echo(c, events, buf, size)) {
         /* Backpressure: stop reading a client whose echo piles up; wait
          * for room to write only while something waits to be sent. */
-        /* starter: TODO epoll_ctl(2) MOD: EPOLLIN below MAX_PENDING, EPOLLOUT while echo waits */
-        /* starter| todo("epoll_ctl(2) MOD"); */
         uint32_t wanted = (!c->eof && c->len < MAX_PENDING ? EPOLLIN : 0) |
                           (c->len > 0 ? EPOLLOUT : 0);
         struct epoll_event ev = { .events = wanted, .data.u64 = fd };
@@ -240,21 +238,14 @@ static void serve(int epfd, uint64_t fd, uint32_t events, char *buf, size_t size
         else
             fprintf(stderr, "%sepoll_ctl %s: %s\n", tag, c->peer, strerror(errno));
         return;
-        /* starter: end */
     }
     /* close(2) would drop it from the interest list too, but only once no
      * other descriptor refers to the socket (epoll(7)). */
-    /* starter: TODO epoll_ctl(2) DEL the client */
-    /* starter| todo("epoll_ctl(2) DEL"); */
     if (epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
         fprintf(stderr, "%sepoll_ctl %s: %s\n", tag, c->peer, strerror(errno));
-    /* starter: end */
     printf("%s%s disconnected\n", tag, c->peer);
-    /* starter: TODO close(2) the client: it gets its FIN, and its descriptor is free again */
-    /* starter| todo("close(2)"); */
     if (close(c->fd) < 0)
         fprintf(stderr, "%sclose %s: %s\n", tag, c->peer, strerror(errno));
-    /* starter: end */
     free(c->pending);
     c->pending = NULL;
     c->len = c->cap = 0;
@@ -322,8 +313,6 @@ int main(int argc, char **argv)
     if (listeners == NULL)
         die("calloc", addr);
     for (n = 0; n < workers; n++) {
-        /* starter: TODO socket(2) NONBLOCK, setsockopt(2) REUSEADDR [REUSEPORT], bind, listen */
-        /* starter| todo("socket(2), bind(2), listen(2)"); */
         if ((listeners[n] = socket(servaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
             die("socket", addr);
         if (setsockopt(listeners[n], SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
@@ -334,7 +323,6 @@ int main(int argc, char **argv)
             die("bind", addr);
         if (listen(listeners[n], SOMAXCONN) < 0)
             die("listen", addr);
-        /* starter: end */
     }
     servlen = sizeof servaddr;
     if (getsockname(listeners[0], (struct sockaddr *)&servaddr, &servlen) < 0)
@@ -377,17 +365,12 @@ int main(int argc, char **argv)
     }
 
     /* epoll_create1(2): the kernel object that holds our interest list. */
-    /* starter: TODO epoll_create1(2), then epoll_ctl(2) ADD listenfd (EPOLLIN, token LISTENER) */
-    /* starter| int epfd = -1; */
-    /* starter| struct epoll_event ev = { .events = 0 }; */
-    /* starter| todo("epoll_create1(2)"); */
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1", local);
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = LISTENER };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &ev) < 0)
         die("epoll_ctl", local);
-    /* starter: end */
     int deaths = worker == 0 && workers > 1 ? watch_deaths(epfd, &sigchld, local) : -1;
 
     /* As in lab 04: the spare descriptor for EMFILE (labs.c). */
@@ -395,16 +378,12 @@ int main(int argc, char **argv)
     for (;;) {
         /* Level-triggered (the default): a descriptor is reported as long
          * as it is ready, so we may leave data unread and hear of it again. */
-        /* starter: TODO epoll_wait(2) for ever: how many of events[] are ready (EINTR: again) */
-        /* starter| int nready = 0; */
-        /* starter| todo("epoll_wait(2)"); */
         int nready = epoll_wait(epfd, events, MAXEVENTS, -1);
         if (nready < 0) {
             if (errno == EINTR)
                 continue;
             die("epoll_wait", local);
         }
-        /* starter: end */
         for (i = 0; i < nready; i++) {
             uint64_t token = events[i].data.u64;
             if (token == WORKER_DIED) {
@@ -417,9 +396,6 @@ int main(int argc, char **argv)
             }
             /* Accept all that wait: one readiness may stand for many. */
             for (;;) {
-                /* starter: TODO accept4(2) SOCK_NONBLOCK until EAGAIN; EMFILE: refuse_one */
-                /* starter| int connfd = -1; */
-                /* starter| todo("accept4(2)"); */
                 clilen = sizeof cliaddr;
                 int connfd = accept4(listenfd, (struct sockaddr *)&cliaddr, &clilen, SOCK_NONBLOCK);
                 if (connfd < 0) {
@@ -439,15 +415,12 @@ int main(int argc, char **argv)
                     break; /* nobody was waiting */
                 }
                 out_of_descriptors = 0;
-                /* starter: end */
                 sock_ntop((struct sockaddr *)&cliaddr, peer);
                 if (make_room((size_t)connfd) < 0) {
                     fprintf(stderr, "%smalloc %s: %s\n", tag, peer, strerror(ENOMEM));
                     close(connfd);
                     continue;
                 }
-                /* starter: TODO epoll_ctl(2) ADD the client: EPOLLIN, its descriptor as token */
-                /* starter| todo("epoll_ctl(2) ADD"); */
                 ev.events = EPOLLIN;
                 ev.data.u64 = (uint64_t)connfd;
                 if (epoll_ctl(epfd, EPOLL_CTL_ADD, connfd, &ev) < 0) {
@@ -455,7 +428,6 @@ int main(int argc, char **argv)
                     close(connfd);
                     continue;
                 }
-                /* starter: end */
                 printf("%sconnection from %s\n", tag, peer);
                 client[connfd] = (struct client){ .fd = connfd, .interest = EPOLLIN };
                 memcpy(client[connfd].peer, peer, sizeof peer);

@@ -96,8 +96,6 @@ fn main() {
     // one of them (socket(7)). Non-blocking: we accept until EAGAIN.
     let (domain, mut listeners) = (family(addr), Vec::new());
     for _ in 0..workers {
-        // starter: TODO socket(2) NONBLOCK, setsockopt(2) REUSEADDR [REUSEPORT], bind(2), listen(2)
-        // starter| let listenfd: OwnedFd = socket_labs::todo("socket(2), bind(2), listen(2)");
         let listenfd =
             socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
         setsockopt(&listenfd, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
@@ -106,7 +104,6 @@ fn main() {
         }
         bind(listenfd.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
         listen(&listenfd, Backlog::MAXCONN).or_die("listen", addr);
-        // starter: end
         listeners.push(listenfd);
     }
     let local: SockaddrStorage = getsockname(listeners[0].as_raw_fd()).or_die("getsockname", addr);
@@ -137,13 +134,10 @@ fn main() {
     }
 
     // epoll_create1(2): the kernel object that holds our interest list.
-    // starter: TODO epoll_create1(2), then epoll_ctl(2) ADD the listener (EPOLLIN, token LISTENER)
-    // starter| let epoll: Epoll = socket_labs::todo("epoll_create1(2)");
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).or_die("epoll_create1", local);
     epoll
         .add(&listenfd, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
         .or_die("epoll_ctl", local);
-    // starter: end
     let deaths = sigchld
         .filter(|_| worker == 0)
         .map(|set| watch_deaths(&epoll, &set, local));
@@ -158,21 +152,16 @@ fn main() {
     loop {
         // Level-triggered (the default): a descriptor is reported as long as
         // it is ready, so we may leave data unread and hear of it again.
-        // starter: TODO epoll_wait(2) for ever: how many of `events` are ready (EINTR: again)
-        // starter| let nready: usize = socket_labs::todo("epoll_wait(2)");
         let nready = match epoll.wait(&mut events, EpollTimeout::NONE) {
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
             Err(err) => die("epoll_wait", local, &err),
         };
-        // starter: end
         for event in &events[..nready] {
             match event.data() {
                 WORKER_DIED => reap_workers(deaths.as_ref(), &children),
                 // Accept all that wait: one readiness may stand for many.
                 LISTENER => loop {
-                    // starter: TODO accept4(2) SOCK_NONBLOCK until EAGAIN; EMFILE: spare.refuse_one
-                    // starter| let connfd: OwnedFd = socket_labs::todo("accept4(2)");
                     let connfd = match accept4(listenfd.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
                         // SAFETY: accept4(2)'s new descriptor; nothing else owns it.
                         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
@@ -191,7 +180,6 @@ fn main() {
                         Err(err) => die("accept", local, &err),
                     };
                     out_of_descriptors = false;
-                    // starter: end
                     let peer: SockaddrStorage = match getpeername(connfd.as_raw_fd()) {
                         Ok(peer) => peer,
                         Err(err) => {
@@ -200,14 +188,11 @@ fn main() {
                         }
                     };
                     let index = connfd.as_raw_fd() as usize;
-                    // starter: TODO epoll_ctl(2) ADD the client: EPOLLIN, its descriptor as token
-                    // starter| socket_labs::todo("epoll_ctl(2) ADD");
                     let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
                     if let Err(err) = epoll.add(&connfd, event) {
                         warn!("{tag}epoll_ctl {peer}: {}", reason(&err));
                         continue;
                     }
-                    // starter: end
                     log!("{tag}connection from {peer}");
                     clients.resize_with(clients.len().max(index + 1), || None);
                     clients[index] = Some(Client::new(connfd, peer));
@@ -391,8 +376,6 @@ fn serve(
         // Backpressure: stop reading a client whose echo piles up, and wait
         // for room to write only while something waits to be sent; each
         // change is one epoll_ctl(2) call, none when nothing changes.
-        // starter: TODO epoll_ctl(2) MOD: EPOLLIN below MAX_PENDING, EPOLLOUT while echo waits
-        // starter| socket_labs::todo("epoll_ctl(2) MOD");
         let mut wanted = EpollFlags::empty();
         if !client.eof && client.pending.len() < MAX_PENDING {
             wanted |= EpollFlags::EPOLLIN;
@@ -407,23 +390,16 @@ fn serve(
                 Err(err) => warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err)),
             }
         }
-        // starter: end
     } else if let Some(client) = slot.take() {
         // close(2) would drop it from the interest list too, but only once
         // no other descriptor refers to the socket (epoll(7)).
-        // starter: TODO epoll_ctl(2) DEL the client
-        // starter| socket_labs::todo("epoll_ctl(2) DEL");
         if let Err(err) = epoll.delete(&client.fd) {
             warn!("{tag}epoll_ctl {}: {}", client.peer, reason(&err));
         }
-        // starter: end
         log!("{tag}{} disconnected", client.peer);
-        // starter: TODO close(2) the client: it gets its FIN, and its descriptor is free again
-        // starter| socket_labs::todo("close(2)");
         if let Err(err) = close(client.fd) {
             warn!("{tag}close {}: {}", client.peer, reason(&err));
         }
-        // starter: end
     }
 }
 
