@@ -14,10 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload,
+    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, busy_during,
     check_no_room_for_a_client, check_out_of_descriptors, check_server_arguments,
-    check_twins_agree_on_arguments, check_usage_error, cpu_ticks, echo, program, reset,
-    resident_kib, run,
+    check_twins_agree_on_arguments, check_usage_error, echo, program, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -194,10 +193,11 @@ fn a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array(twin: Twin) {
     server.expect(" disconnected");
     drop(leaver);
     // Gone from the array, the client costs nothing: poll(2) sleeps.
-    let before = cpu_ticks(server.pid());
-    thread::sleep(Duration::from_millis(500));
-    let used = cpu_ticks(server.pid()) - before;
-    assert!(used < 20, "the server used {used} ticks in 0.5 s: spinning");
+    let busy = busy_during(server.pid(), Duration::from_millis(500));
+    assert!(
+        busy < Duration::from_millis(200),
+        "the server ran (or waited to run) {busy:?} of 0.5 s: spinning"
+    );
     let mut next = server.connect();
     assert_eq!(echo(&mut next, b"still here\n"), b"still here\n");
 }
@@ -261,10 +261,11 @@ fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: T
     // pipe whose writer has gone, reports POLLHUP to every poll(2) that
     // watches it, asked for or not: a client that still watched it would
     // spin. Nothing signals "not spinning": watch the CPU for a while.
-    let before = cpu_ticks(client.pid());
-    thread::sleep(Duration::from_millis(500));
-    let used = cpu_ticks(client.pid()) - before;
-    assert!(used < 20, "the client used {used} ticks in 0.5 s: spinning");
+    let busy = busy_during(client.pid(), Duration::from_millis(500));
+    assert!(
+        busy < Duration::from_millis(200),
+        "the client ran (or waited to run) {busy:?} of 0.5 s: spinning"
+    );
     conn.write_all(b"late answer\n").expect("write");
     drop(conn);
     let (code, stderr, rest) = client.finish(false);

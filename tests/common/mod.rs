@@ -384,6 +384,25 @@ pub fn cpu_ticks(pid: i32) -> u64 {
     field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
+/// How long process `pid` was running or ready to run (waiting for a CPU)
+/// while the test slept for `window`: the first two fields of
+/// /proc/PID/schedstat, in nanoseconds. A process that spins is always one
+/// or the other, however loaded the machine, so this comes close to the
+/// whole window; one asleep in poll(2) is neither. (CPU time alone shrinks
+/// on a busy machine: a spinner may get little of it.)
+pub fn busy_during(pid: i32, window: Duration) -> Duration {
+    let busy = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+        let mut ns = stat
+            .split(' ')
+            .map(|f| f.trim().parse::<u64>().unwrap_or(0));
+        ns.next().unwrap_or(0) + ns.next().unwrap_or(0)
+    };
+    let before = busy();
+    std::thread::sleep(window);
+    Duration::from_nanos(busy().saturating_sub(before))
+}
+
 /// The state letter (R, S, Z...) of every child of `parent`, from /proc/PID/stat.
 pub fn children_states(parent: i32) -> Vec<(i32, char)> {
     let mut found = Vec::new();
