@@ -166,6 +166,9 @@ fn read_acks_until(stream: &mut TcpStream, total: u32) {
     }
 }
 
+/// Hint: the sender reads the file a chunk at a time and writes what the socket takes; the receiver
+/// appends each read(2) to the part file and acknowledges with 4 bytes, big-endian (README.md,
+/// "The transfer (connection ③)").
 fn fifty_megabytes_arrive_intact_with_bounded_memory(twin: Twin) {
     const SIZE: usize = 50 * 1024 * 1024;
     let server = start();
@@ -216,6 +219,8 @@ fn fifty_megabytes_arrive_intact_with_bounded_memory(twin: Twin) {
     assert_eq!(names_in(&downloads), ["big.bin"]);
 }
 
+/// Hint: a refusal comes back as a NOTICE (README.md, "The offer (CTCP, inside a PRIVMSG)"):
+/// the sender closes its listener and says the offer is withdrawn.
 fn a_refused_offer_is_withdrawn(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-refuse");
@@ -243,6 +248,8 @@ fn a_refused_offer_is_withdrawn(twin: Twin) {
     assert!(names_in(&tmp.join("b")).is_empty());
 }
 
+/// Hint: each offer has a deadline, and poll(2)'s timeout is the nearest one: past it, close(2)
+/// the listener and withdraw the offer (README.md, "Everything in one poll()").
 fn an_offer_nobody_takes_times_out(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-timeout");
@@ -268,6 +275,8 @@ fn an_offer_nobody_takes_times_out(twin: Twin) {
     alice.expect("-!- nobody: there is no such nick: late.txt not offered");
 }
 
+/// Hint: a received name is a name, never a path: no '/', no '..', no control bytes, and the file
+/// is created with O_EXCL (README.md, "Safety: the receiver trusts nothing").
 fn hostile_offers_never_write_outside_the_download_directory(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-hostile");
@@ -339,6 +348,8 @@ fn hostile_offers_never_write_outside_the_download_directory(twin: Twin) {
     assert_eq!(names_in(&tmp.path), ["dl"]);
 }
 
+/// Hint: open(2) with O_CREAT | O_EXCL and pick another name on EEXIST; the part file is renamed
+/// only when complete (README.md, "Safety: the receiver trusts nothing").
 fn an_existing_file_is_never_overwritten(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-exists");
@@ -372,6 +383,8 @@ fn an_existing_file_is_never_overwritten(twin: Twin) {
     );
 }
 
+/// Hint: never read(2) more than the announced size is still owed; an early EOF removes the part
+/// file (README.md, "Safety: the receiver trusts nothing").
 fn a_sender_that_stops_early_leaves_no_file_and_one_that_sends_more_is_cut_off(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-early");
@@ -435,6 +448,8 @@ fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Hint: accept(2) with the peer's address and compare it with the address the server gave for the
+/// nick; anyone else is closed and the offer still stands (README.md, "Three connections").
 fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer(twin: Twin) {
     let server = start();
     let tmp = TempDir::new("lab08-peer");
@@ -497,6 +512,8 @@ fn only_the_offered_peer_may_connect_and_piped_input_waits_for_the_transfer(twin
     );
 }
 
+/// Hint: bad arguments print the usage on stderr and exit 2; --help prints it and exits 0
+/// (README.md, "Build and run").
 fn the_client_checks_its_arguments(twin: Twin) {
     let program = client_program(twin);
     let out = run(&program, &["--help"], b"");
