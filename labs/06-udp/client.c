@@ -195,6 +195,17 @@ static int wait_echo(long long deadline_us, uint32_t seq, const unsigned char *d
     return 0;
 }
 
+/* An echo came, rtt_us after the first send of its datagram: the statistics. */
+static void record(unsigned long long rtt_us)
+{
+    if (stats.received == 0 || rtt_us < stats.rtt_min_us)
+        stats.rtt_min_us = rtt_us;
+    if (rtt_us > stats.rtt_max_us)
+        stats.rtt_max_us = rtt_us;
+    stats.rtt_sum_us += rtt_us;
+    stats.received++;
+}
+
 /* Sends datagram and waits for its echo, sending it again after each
  * timeout, retries times at most (UNP's dg_send_recv). Returns 1 with the
  * round-trip time from the first send in *rtt_us, or 0 when the datagram
@@ -223,12 +234,7 @@ static int dg_send_recv(uint32_t seq, const unsigned char *datagram, size_t len,
             fail(connected ? "send" : "sendto");
         if (wait_echo(now_us() + (long long)timeout_ms * 1000, seq, datagram, len, 1)) {
             *rtt_us = (unsigned long long)(now_us() - first_sent);
-            if (stats.received == 0 || *rtt_us < stats.rtt_min_us)
-                stats.rtt_min_us = *rtt_us;
-            if (*rtt_us > stats.rtt_max_us)
-                stats.rtt_max_us = *rtt_us;
-            stats.rtt_sum_us += *rtt_us;
-            stats.received++;
+            record(*rtt_us);
             return 1;
         }
     }
