@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::{
     PATIENCE, Run, Server, Twin, binary_payload, check_server_arguments, check_usage_error, program,
 };
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Lab 06's two programs, in one implementation or another.
 struct Udp {
@@ -41,11 +43,22 @@ fn start(imp: &Udp, extra: &[&str]) -> Server {
 
 /// Runs the client with `args` after HOST and PORT.
 fn client(imp: &Udp, server: SocketAddr, args: &[&str], input: &[u8]) -> Run {
+    client_within(imp, server, args, input, PATIENCE)
+}
+
+/// As `client`, but the client must end within `limit`.
+fn client_within(
+    imp: &Udp,
+    server: SocketAddr,
+    args: &[&str],
+    input: &[u8],
+    limit: Duration,
+) -> Run {
     let host = server.ip().to_string();
     let port = server.port().to_string();
     let mut all = vec![host.as_str(), port.as_str()];
     all.extend_from_slice(args);
-    common::run(&imp.client, &all, input)
+    common::run_within(&imp.client, &all, input, limit)
 }
 
 /// A socket of the test's own on loopback, bounded in its waits.
@@ -138,6 +151,22 @@ fn one_socket_serves_every_peer_and_keeps_message_boundaries(twin: Twin) {
         let (n, from) = a.recv_from(&mut buf).expect("an echo for a");
         assert_eq!((&buf[..n], from), (message, server.addr));
     }
+    // b's echo must come to b, not to a (as from a server that answers
+    // its first peer, or a fixed address): wait for either, and say which.
+    let mut fds = [
+        PollFd::new(a.as_fd(), PollFlags::POLLIN),
+        PollFd::new(b.as_fd(), PollFlags::POLLIN),
+    ];
+    let ready = poll(&mut fds, PollTimeout::try_from(PATIENCE).expect("timeout")).expect("poll");
+    assert!(ready > 0, "no echo for a second peer within {PATIENCE:?}");
+    let to_a = fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLIN));
+    assert!(
+        !to_a,
+        "the echo of a second peer came to the first: each echo goes to the address its \
+         own recvfrom(2) gave"
+    );
     let (n, _) = b.recv_from(&mut buf).expect("an echo for b");
     assert_eq!(&buf[..n], b"from b");
     let a_addr = a.local_addr().expect("address");
@@ -245,7 +274,9 @@ fn retransmissions_recover_the_datagrams_the_server_drops(twin: Twin) {
     // of seq 2, 3 and 4 each; their retransmissions are answered.
     let mut server = start(imp, &["--drop", "50"]);
     let args = ["--count", "4", "--interval", "0", "--timeout", "100"];
-    let out = client(imp, server.addr, &args, b"");
+    // Three timeouts of 100 ms: a client that waits for ever for a lost
+    // echo is stopped after 3 s, not after PATIENCE.
+    let out = client_within(imp, server.addr, &args, b"", Duration::from_secs(3));
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     let text = out.stdout_text();
     assert!(

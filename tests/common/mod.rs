@@ -209,6 +209,13 @@ impl Run {
 
 /// Runs `bin` with `args`, `input` on its stdin, and waits (bounded) for it to end.
 pub fn run(bin: &str, args: &[&str], input: &[u8]) -> Run {
+    run_within(bin, args, input, PATIENCE)
+}
+
+/// As [`run`], but the program must end within `limit`: for a check that
+/// knows how long a right program takes, and fails fast one that waits for
+/// ever.
+pub fn run_within(bin: &str, args: &[&str], input: &[u8], limit: Duration) -> Run {
     let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::piped())
@@ -226,11 +233,11 @@ pub fn run(bin: &str, args: &[&str], input: &[u8]) -> Run {
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let output = match rx.recv_timeout(PATIENCE) {
+    let output = match rx.recv_timeout(limit) {
         Ok(output) => output.expect("wait for the program"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{bin} {args:?} did not end within {PATIENCE:?}");
+            panic!("{bin} {args:?} did not end within {limit:?}");
         }
     };
     let _ = feeder.join();
