@@ -95,8 +95,9 @@ starters: ## write each lab's starter/ again from its reference and patch
 
 # A lab's checks (its tests) against a student's programs: a checklist with
 # hints. SERVER and CLIENT default to the exercise's (exercise/NN-name/).
-check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path [CLIENT=path] [ONLY=part]
-	@bash tools/check "$(LAB)" "$(SERVER)" "$(CLIENT)" "$(ONLY)"
+# FORMAT=tap or FORMAT=junit: the results for a course's CI, on stdout.
+check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path [CLIENT=path] [ONLY=part] [FORMAT=tap|junit]
+	@bash tools/check "$(LAB)" "$(SERVER)" "$(CLIENT)" "$(ONLY)" "$(or $(FORMAT),human)"
 
 # Proof that make check grades and can fail: in each lab with seeded bugs
 # (labs/NN-name/seeded-bugs), the C twins pass every check, and each seeded
