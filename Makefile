@@ -5,6 +5,10 @@
 # its C twins server.c and client.c. A lab without a client of its own gets
 # lab 01's echo client.
 
+# A hand-out (make handout) has a handout.mk that says so (HANDOUT_LANG)
+# and how its starters build; the course has none.
+-include handout.mk
+
 CARGO  ?= cargo
 CC     ?= cc
 CFLAGS ?= -Wall -Wextra -Werror -O2
@@ -18,7 +22,7 @@ C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
 
-.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof starters exercise exercises
+.PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof starters exercise exercises handout
 
 all: rust c exercises ## build everything (release) and copy the programs into the lab folders
 	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
@@ -65,7 +69,15 @@ $(C_CLIENTS): labs/01-echo/client-c
 trace: all ## a lab's Rust and C system calls side by side: make trace LAB=01-echo (no LAB: all)
 	bash tools/trace $(LAB)
 
+ifndef HANDOUT_LANG
 test: fmt-check clippy c cargo-test check-proof bench-smoke ## every check CI runs
+else
+# In a hand-out the course's suite would run the starters as the answers.
+test:
+	@echo "make test is the course's own suite: it runs the course's programs, starters in this hand-out." >&2
+	@echo "Grade your programs with make check LAB=NN-name (HANDOUT.md)." >&2
+	@exit 1
+endif
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -105,6 +117,12 @@ check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path
 check-proof: c
 	@bash tools/check-proof
 
+# The course without the answer keys of LANG, for students: a new git
+# repository in DEST (tools/handout). LANG only from the command line.
+HANDOUT_TO := $(if $(filter command line,$(origin LANG)),$(LANG))
+handout: ## the course for students, LANG's answers left out, as a new git repository: make handout LANG=rust|c DEST=dir
+	@bash tools/handout "$(HANDOUT_TO)" "$(DEST)"
+
 # `make bench QUICK=1`: fewer points, one run each, about a minute.
 bench: all ## every server design, Rust against C, under load; writes bench/results/ (QUICK=1: ~1 min)
 	$(CARGO) run --release -q -p socket-labs-bench --bin bench-suite -- $(if $(filter-out 0 no,$(QUICK)),--quick)
@@ -122,4 +140,4 @@ udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy li
 	@sh labs/06-udp/loss-demo.sh
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 15
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) $(if $(HANDOUT_LANG),| grep -Ev '^(starters|handout|test):') | sed 's/:.*## /\t/' | expand -t 15
