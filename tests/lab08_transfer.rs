@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::{
     Interactive, Irc, PATIENCE, Server, TempDir, Twin, check_twins_agree_on_arguments,
-    check_usage_error, peak_resident_kib, program, run,
+    check_usage_error, peak_resident_kib, program, run, stand_in,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-
-const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
 
 /// Lab 08's client in one implementation or the other.
 fn client_program(twin: Twin) -> String {
@@ -45,8 +43,11 @@ crate::for_rust_and_c!(
     the_client_checks_its_arguments,
 );
 
+/// Lab 07's chat server, the go-between (the C twin in a Rust hand-out,
+/// where lab 07's Rust server may be a starter).
 fn start() -> Server {
-    Server::start(SERVER, &["0", "--bind", "127.0.0.1"])
+    let server = stand_in("07-chat", "server", env!("CARGO_BIN_EXE_chat-server"));
+    Server::start(&server, &["0", "--bind", "127.0.0.1"])
 }
 
 /// Our client (`twin`'s) as `nick`, receiving into `downloads`, registered.

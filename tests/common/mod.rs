@@ -573,21 +573,24 @@ pub enum Twin {
 
 /// The program a test runs as `prog` ("server" or "client") of `lab`:
 /// `rust` (the reference, a Cargo binary), its C twin, or for
-/// [`Twin::Student`] the student's (CHECK_SERVER, CHECK_CLIENT), a
-/// reference standing in for the one the student did not give: the Rust
-/// program, or its C twin when CHECK_STAND_IN is `c` (a Rust hand-out, whose
-/// Rust programs are starters: tools/handout).
+/// [`Twin::Student`] the student's (CHECK_SERVER, CHECK_CLIENT), the
+/// [`stand_in`] for the one the student did not give.
 pub fn program(twin: Twin, lab: &str, prog: &str, rust: &str) -> String {
     match twin {
         Twin::Rust => rust.to_string(),
         Twin::C => c_twin(lab, prog),
-        Twin::Student => student_program(prog).unwrap_or_else(|| {
-            if std::env::var("CHECK_STAND_IN").is_ok_and(|v| v == "c") {
-                c_twin(lab, prog)
-            } else {
-                rust.to_string()
-            }
-        }),
+        Twin::Student => student_program(prog).unwrap_or_else(|| stand_in(lab, prog, rust)),
+    }
+}
+
+/// A reference program that a check needs but does not grade: `rust`, or
+/// its C twin when CHECK_STAND_IN is `c`, as tools/check sets it in a Rust
+/// hand-out, whose Rust programs are starters (tools/handout).
+pub fn stand_in(lab: &str, prog: &str, rust: &str) -> String {
+    if std::env::var("CHECK_STAND_IN").is_ok_and(|v| v == "c") {
+        c_twin(lab, prog)
+    } else {
+        rust.to_string()
     }
 }
 
