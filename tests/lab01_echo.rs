@@ -60,6 +60,7 @@ crate::for_rust_and_c!(
     connection_refused_is_reported_and_exits_1,
 );
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: the server echoes each read(2) with a write-all loop and closes the
 /// connection after read(2) returns 0; the client sends stdin, then
 /// shutdown(SHUT_WR), then reads until EOF (README.md, "The calls").
@@ -78,6 +79,7 @@ fn the_client_echoes_piped_lines(twin: Twin) {
     server.expect(" disconnected");
 }
 
+/// Needs: the_client_echoes_piped_lines
 /// Hint: a line may arrive in several read(2)s and a write(2) may take only part
 /// of a buffer: loop (README.md, "Questions" 3).
 fn the_client_passes_long_lines_through_in_pieces(twin: Twin) {
@@ -92,6 +94,7 @@ fn the_client_passes_long_lines_through_in_pieces(twin: Twin) {
     assert_eq!(out.stdout, input);
 }
 
+/// Needs: the_client_echoes_piped_lines
 /// Hint: resolve HOST with getaddrinfo(3) and try each address it gives;
 /// a server bound to ::1 needs an AF_INET6 socket (README.md, "Build and run").
 fn the_client_resolves_localhost_and_speaks_ipv6(twin: Twin) {
@@ -117,6 +120,7 @@ fn the_client_resolves_localhost_and_speaks_ipv6(twin: Twin) {
     assert_eq!(out.stdout_text(), "over ipv6\n", "stderr: {}", out.stderr);
 }
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: echo exactly the bytes read(2) returned (n, not the buffer's size),
 /// and write them all: write(2) may take only part (README.md, "The calls").
 fn ten_megabytes_of_binary_come_back_byte_for_byte(twin: Twin) {
@@ -139,6 +143,7 @@ fn ten_megabytes_of_binary_come_back_byte_for_byte(twin: Twin) {
     assert!(back == payload, "the echo differs from what was sent");
 }
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: accept(2) the next client only after the first has left; listen(2)
 /// with a backlog (README.md, "What to observe" 1 and 2).
 fn a_second_client_waits_in_the_backlog_until_the_first_leaves(twin: Twin) {
@@ -203,6 +208,7 @@ fn the_server_closes_the_connection_when_the_client_is_done(twin: Twin) {
     }
 }
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: read(2) failing with ECONNRESET ends that client only: close it and
 /// accept(2) the next (README.md, "Questions" 2).
 fn the_server_survives_a_reset_and_serves_the_next_client(twin: Twin) {
@@ -220,6 +226,7 @@ fn the_server_survives_a_reset_and_serves_the_next_client(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: ignore SIGPIPE (Rust does), so that write(2) to a closed peer fails
 /// with EPIPE instead of killing the server (signal(7)).
 fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
@@ -242,6 +249,7 @@ fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
     assert_eq!(echo(&mut next, b"still alive\n"), b"still alive\n");
 }
 
+/// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: set SO_SNDTIMEO on the connected socket; a write that fails with
 /// EAGAIN drops the client (README.md, "What to observe" 6).
 fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
@@ -274,6 +282,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
     assert!(hogger.join().unwrap(), "the hog was never disconnected");
 }
 
+/// Needs: a_client_that_never_reads_is_dropped_after_the_write_timeout
 /// Hint: SO_SNDTIMEO bounds one write(2): keep a deadline across the
 /// write-all loop (README.md, "What to observe" 6).
 fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
@@ -285,6 +294,7 @@ fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
     a_hog_is_dropped_at_the_deadline(twin, None);
 }
 
+/// Needs: a_client_that_never_reads_is_dropped_after_the_write_timeout
 /// Hint: a write(2) cut short by a signal goes on with the time left, not a
 /// fresh timeout (README.md, "What to observe" 6).
 fn a_write_cut_short_by_a_signal_goes_on_with_the_time_left(twin: Twin) {

@@ -112,6 +112,7 @@ fn a_child_that_exits_is_reaped_at_once(twin: Twin) {
     server.expect(&format!("child {child} exited (status 0)"));
 }
 
+/// Needs: a_child_that_exits_is_reaped_at_once
 /// Hint: one fork(2) per accepted client; the parent close(2)s its copy of
 /// the connection, and reaps each child that exits (README.md, "The calls").
 fn fifty_clients_are_served_at_once_and_all_are_reaped(twin: Twin) {
@@ -165,6 +166,7 @@ fn without_reaping_children_stay_zombies(twin: Twin) {
     assert!(!server.log_now().iter().any(|l| l.contains("exited")));
 }
 
+/// Needs: a_child_that_exits_is_reaped_at_once
 /// Hint: waitpid(2) reports a child killed by a signal (WIFSIGNALED,
 /// WTERMSIG): log it, and go on accepting (README.md, "What to observe").
 fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
@@ -218,6 +220,7 @@ fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
     assert_eq!(echo(&mut client, b"new\n"), b"new\n");
 }
 
+/// Needs: a_child_that_exits_is_reaped_at_once
 /// Hint: read(2) failing with ECONNRESET ends that child only; the parent
 /// reaps it and accepts the next client.
 fn a_reset_does_not_disturb_the_server(twin: Twin) {

@@ -135,6 +135,7 @@ fn the_client_on_the_highest_descriptor_is_served(twin: Twin) {
     }
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: accept(2) until EAGAIN at each turn, then one read(2) and one write(2)
 /// per ready client, found with FD_ISSET in select's answer (README.md, "The event loop").
 fn two_hundred_clients_at_once_each_get_their_own_echo(twin: Twin) {
@@ -170,6 +171,7 @@ fn two_hundred_clients_at_once_each_get_their_own_echo(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: backpressure: a client with more than HIGH_WATER pending stays out of the
 /// read set until it reads its echo; sockets non-blocking (README.md, "The event loop").
 fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory(twin: Twin) {
@@ -208,6 +210,7 @@ fn a_client_that_never_reads_delays_nobody_and_costs_bounded_memory(twin: Twin) 
     );
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: a read(2) or write(2) error (ECONNRESET, EPIPE) means the client is gone:
 /// close(2) it and take it out of the sets and the table (README.md, "The event loop").
 fn a_client_that_leaves_with_echo_pending_is_closed(twin: Twin) {
@@ -236,6 +239,7 @@ fn a_client_that_leaves_with_echo_pending_is_closed(twin: Twin) {
     );
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: read(2) returning 0 is the client's FIN: stop reading, but close(2) only once
 /// its pending echo is all written (README.md, "The event loop").
 fn a_half_closed_client_gets_all_its_echo(twin: Twin) {
@@ -270,6 +274,7 @@ fn a_half_closed_client_gets_all_its_echo(twin: Twin) {
     assert!(out.stdout == input, "the client's output differs");
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: ECONNRESET from read(2) ends that client only: warn, close(2) it, remove it,
 /// and go on with the others (README.md, "The event loop").
 fn resets_disturb_nobody_else(twin: Twin) {
@@ -298,6 +303,7 @@ fn resets_disturb_nobody_else(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: an accepted fd >= FD_SETSIZE cannot go in an fd_set: print the "refusing"
 /// line and close(2) it, then keep accepting (README.md, "The event loop").
 fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
@@ -357,6 +363,7 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: on EMFILE from accept(2), call the given pause (AcceptPause::start, or
 /// pause_accept in C) and break; select(2) takes its timeout (README.md, "What to observe", 5).
 fn running_out_of_descriptors_pauses_accepting_without_spinning(twin: Twin) {

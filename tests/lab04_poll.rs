@@ -69,6 +69,7 @@ crate::for_rust_and_c!(
     the_server_shares_the_common_interface,
 );
 
+/// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: one pollfd per client in an array that grows (no FD_SETSIZE), and
 /// accept4(2) until EAGAIN at each turn (README.md, "The server's loop").
 fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
@@ -98,6 +99,7 @@ fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: ask for POLLIN only while less than MAX_PENDING waits for the client,
 /// POLLOUT while some does (README.md, "The server's loop"; "Questions" 3).
 fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) {
@@ -137,6 +139,7 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
     server.expect(" disconnected");
 }
 
+/// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: on EMFILE, accept4(2) ends as EAGAIN does, after the given spare
 /// descriptor's refuse_one (README.md, "What to observe" 5).
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
@@ -151,6 +154,7 @@ fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     check_no_room_for_a_client(&Poll::of(twin).server, &[4, 5]);
 }
 
+/// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: a read(2) or write(2) that fails (ECONNRESET, EPIPE) closes that
 /// client only, never the server (README.md, "pollfd and revents").
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
@@ -202,6 +206,7 @@ fn a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array(twin: Twin) {
     assert_eq!(echo(&mut next, b"still here\n"), b"still here\n");
 }
 
+/// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: the client polls stdin and the socket at once, writes only what the
 /// socket takes, and shutdown(SHUT_WR)s once stdin ended and all is sent
 /// (README.md, "The client's two sources").
@@ -220,6 +225,7 @@ fn the_poll_client_echoes_piped_input_and_binary(twin: Twin) {
     assert!(out.stdout == payload, "10 MB did not come back intact");
 }
 
+/// Needs: the_poll_client_echoes_piped_input_and_binary
 /// Hint: poll(2) on stdin and the socket in one call, and print what the
 /// socket brings at once (README.md, "The client's two sources").
 fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle(twin: Twin) {
@@ -245,6 +251,7 @@ fn the_poll_client_prints_what_the_server_sends_while_stdin_is_idle(twin: Twin) 
     assert!(closer.join().expect("server thread").is_empty());
 }
 
+/// Needs: the_poll_client_echoes_piped_input_and_binary
 /// Hint: at the end of stdin, leave it out of the array given to poll(2):
 /// a pipe at its end reports POLLHUP for ever (README.md, "The client's two sources").
 fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: Twin) {
@@ -273,6 +280,7 @@ fn the_poll_client_sleeps_while_the_server_is_slow_after_its_input_ended(twin: T
     assert_eq!(rest, ["late answer"]);
 }
 
+/// Needs: the_poll_client_echoes_piped_input_and_binary
 /// Hint: read(2) of 0 on the socket before our shutdown(2) means the server
 /// closed first: say so and exit 1 (README.md, "The client's two sources").
 fn the_poll_client_reports_a_server_that_closes(twin: Twin) {

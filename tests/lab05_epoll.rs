@@ -57,6 +57,7 @@ crate::for_rust_and_c!(
 /// of it share this process's descriptors, so they take turns.
 static MANY_DESCRIPTORS: Mutex<()> = Mutex::new(());
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: epoll_ctl(2) ADD each accepted client with its descriptor as token, and accept4(2)
 /// until EAGAIN: one readiness may stand for many (README.md, "Interest list and ready list").
 fn ten_thousand_clients_each_get_their_own_echo(twin: Twin) {
@@ -116,6 +117,7 @@ fn a_client_that_leaves_is_removed_from_epoll_and_closed(twin: Twin) {
     assert_eq!(echo(&mut stays, b"still here\n"), b"still here\n");
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: epoll_ctl(2) MOD to EPOLLOUT only while echo waits, back to EPOLLIN once written:
 /// a socket is almost always writable (README.md, "Backpressure: the interest switches").
 fn an_idle_client_costs_no_cpu(twin: Twin) {
@@ -132,6 +134,7 @@ fn an_idle_client_costs_no_cpu(twin: Twin) {
     assert_eq!(echo(&mut idle, b"awake\n"), b"awake\n");
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: over MAX_PENDING bytes waiting, epoll_ctl(2) MOD the client to EPOLLOUT alone: stop
 /// reading it until its echo drains (README.md, "Backpressure: the interest switches").
 fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) {
@@ -164,6 +167,7 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
     server.expect(" disconnected");
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed, an_idle_client_costs_no_cpu
 /// Hint: on EMFILE from accept4(2), refuse_one (given) accepts and closes one waiting
 /// connection, else epoll_wait(2) reports the listener for ever (README.md, "What to observe").
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
@@ -178,6 +182,7 @@ fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     check_no_room_for_a_client(&server_program(twin), &[5, 6]);
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: read(2) returning 0 only ends the client's sending: write what is pending, then
 /// epoll_ctl(2) DEL and close(2) (README.md, "Backpressure: the interest switches").
 fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
@@ -204,6 +209,7 @@ fn resets_and_early_leavers_do_not_disturb_the_server(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: one socket(2) per worker, each with setsockopt(2) SO_REUSEPORT before bind(2)
 /// (README.md, "Workers and SO_REUSEPORT").
 fn two_workers_share_the_port_and_both_serve(twin: Twin) {
@@ -232,6 +238,7 @@ fn two_workers_share_the_port_and_both_serve(twin: Twin) {
     assert_eq!(workers.len(), 2, "{workers:?}");
 }
 
+/// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed
 /// Hint: the worker machinery is given; each worker epoll_wait(2)s on its own listening
 /// socket only (README.md, "Workers and SO_REUSEPORT").
 fn a_worker_that_dies_is_reaped_and_named_and_worker_0_serves_on(twin: Twin) {

@@ -311,6 +311,7 @@ fn retransmissions_recover_the_datagrams_the_server_drops(twin: Twin) {
     }
 }
 
+/// Needs: retransmissions_recover_the_datagrams_the_server_drops
 /// Hint: never wait for ever: poll(2) with the time left, not -1 (a blocking
 /// recvfrom(2) never returns for a lost datagram); after the last retry the
 /// datagram is lost (README.md, "What to observe" 7).
@@ -405,6 +406,7 @@ fn a_connected_socket_reports_a_refused_port_at_once(twin: Twin) {
     );
 }
 
+/// Needs: retransmissions_recover_the_datagrams_the_server_drops
 /// Hint: after a retransmission the first echo may still come: wait on
 /// until the awaited one, ignoring the others (README.md, "The calls";
 /// poll(2)).
@@ -516,6 +518,7 @@ fn a_datagram_longer_than_any_echo_is_reported_as_truncated(twin: Twin) {
     }
 }
 
+/// Needs: one_socket_serves_every_peer_and_keeps_message_boundaries
 /// Hint: receive into a buffer of 65536 bytes (no datagram is longer,
 /// udp(7)); a sendto(2) that fails with EMSGSIZE goes to the given fail()
 /// (README.md, "What to observe" 9).
@@ -654,6 +657,7 @@ fn the_c_twins_agree_on_arguments() {
     common::check_twins_agree_on_arguments(&rust.client, &c.client, client_cases);
 }
 
+/// Needs: retransmissions_recover_the_datagrams_the_server_drops
 /// Hint: run `make udp-loss-demo SERVER=... CLIENT=...` and read what it
 /// prints: the client must send again after each timeout (README.md, "What
 /// to observe" 3).
@@ -915,6 +919,7 @@ fn a_datagram_from_the_servers_own_port_or_a_service_port_is_never_echoed(twin: 
     }
 }
 
+/// Needs: one_socket_serves_every_peer_and_keeps_message_boundaries
 /// Hint: keep the given echo bucket between recvfrom(2) and sendto(2): a
 /// dropped datagram gets no sendto(2) (README.md, "Echo loops and
 /// reflection").
@@ -979,6 +984,7 @@ fn two_echo_servers_stop_bouncing_a_forged_datagram(twin: Twin) {
     );
 }
 
+/// Needs: one_socket_serves_every_peer_and_keeps_message_boundaries
 /// Hint: keep the given log and echo buckets, and one recvfrom(2) per datagram
 /// (README.md, "Echo loops and reflection").
 fn a_flood_is_logged_in_a_few_lines_and_echoed_at_a_bounded_rate(twin: Twin) {
