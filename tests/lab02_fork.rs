@@ -192,6 +192,7 @@ fn a_killed_child_is_reported_and_disturbs_nobody(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Needs: the_child_closes_the_listening_socket
 /// Hint: on SIGTERM the parent leaves its accept(2) loop; each child goes on
 /// serving (SIGTERM's default in the child) and holds no listening socket.
 fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
