@@ -17,7 +17,8 @@ LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
 C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
 # The starters (labs/NN-name/starter/, the reference changed by a patch, tools/starter):
 # built too, so that CI proves they compile; their gaps leave variables unused.
-STARTER_C_BINS := $(patsubst %.c,%-c,$(wildcard labs/*/starter/*.c))
+# A lab in steps has a starter per step (labs/07-chat/starter/step1/...).
+STARTER_C_BINS := $(patsubst %.c,%-c,$(wildcard labs/*/starter/*.c labs/*/starter/step*/*.c))
 C_BINS := $(C_SRCS:.c=-c)
 # A lab with a C server but no client of its own gets lab 01's client-c.
 C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard labs/*/server.c)))
@@ -48,7 +49,8 @@ labs/%-c: labs/%.c $(COMMON) labs/common/labs.h
 	$(CC) $(CFLAGS) -Ilabs/common -o $@ $< $(COMMON) $(LIBS)
 
 # The chat programs also share the IRC message format (labs/common/irc.c).
-CHAT_C := labs/07-chat/server-c labs/07-chat/client-c labs/08-transfer/client-c
+CHAT_C := labs/07-chat/server-c labs/07-chat/client-c labs/08-transfer/client-c \
+	$(patsubst %.c,%-c,$(wildcard labs/07-chat/starter/step*/server.c))
 $(CHAT_C): LIBS += labs/common/irc.c
 $(CHAT_C): labs/common/irc.c labs/common/irc.h
 # And the chat clients, the conversation (labs/common/chat.c).

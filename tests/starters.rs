@@ -8,9 +8,28 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use common::{c_twin, run};
+use common::{Server, c_twin, run};
+
+/// Every file under `dir`, its subfolders too (a lab in steps has
+/// starter/step1/, and lab 07's steps an irc/ folder each).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
 
 #[test]
 fn every_starter_is_what_its_reference_and_patch_give() {
@@ -30,11 +49,7 @@ fn every_starter_is_what_its_reference_and_patch_give() {
     assert!(seen >= 18, "only {seen} starters found");
     // Each patch leaves gaps to write, each said by a TODO.
     for lab in fs::read_dir(root.join("labs")).expect("labs/") {
-        let Ok(files) = fs::read_dir(lab.expect("a lab").path().join("starter")) else {
-            continue;
-        };
-        for file in files {
-            let path = file.expect("a file").path();
+        for path in files_under(&lab.expect("a lab").path().join("starter")) {
             if path.extension().is_some_and(|e| e == "patch") {
                 let patch = fs::read_to_string(&path).expect("the patch");
                 assert!(
@@ -140,6 +155,16 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
             client_args,
             udp_client_todo,
         ),
+        (
+            env!("CARGO_BIN_EXE_starter-chat-step1-server").to_string(),
+            server_args,
+            socket_todo,
+        ),
+        (
+            c_twin("07-chat/starter/step1", "server"),
+            server_args,
+            socket_todo,
+        ),
     ] {
         let out = run(&program, args, b"");
         assert_eq!(out.code(), Some(1), "{program}: {}", out.stderr);
@@ -156,5 +181,25 @@ fn a_starter_runs_and_says_what_is_left_to_write() {
             out.stderr, "TODO socket(2), connect(2): not written yet\n",
             "{program}"
         );
+    }
+}
+
+#[test]
+fn the_chat_starter_of_step_2_listens_and_stops_at_the_first_command() {
+    // Step 2 has the loop given whole: the server listens and accepts, and
+    // the first NICK reaches a gap.
+    for program in [
+        env!("CARGO_BIN_EXE_starter-chat-step2-server").to_string(),
+        c_twin("07-chat/starter/step2", "server"),
+    ] {
+        let mut server = Server::start(&program, &["0", "--bind", "127.0.0.1"]);
+        let mut irc = server.connect();
+        irc.write_all(b"NICK alice\r\n").expect("write");
+        assert_eq!(
+            server.expect_err("TODO"),
+            "TODO NICK: not written yet",
+            "{program}"
+        );
+        assert_eq!(server.wait().code(), Some(1), "{program}");
     }
 }

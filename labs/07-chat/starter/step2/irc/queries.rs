@@ -1,0 +1,138 @@
+//! Questions about users: WHO, WHOIS, a user's own MODE, LUSERS (RFC 2812
+//! §3.5, §3.6, §3.1.5). They only answer the one who asks.
+//!
+//! The starter, step 2: WHO and WHOIS are yours to write.
+// While gaps remain, their placeholders make code unused or unreachable.
+#![allow(unused, unreachable_code, clippy::diverging_sub_expression)]
+
+use socket_labs::irc::{fold_bytes, format_bytes, mask_matches};
+
+use super::{Id, Irc, Outbox, User};
+
+impl Irc {
+    /// `WHO [mask]`: one 352 per user matching (a channel's members for
+    /// `#chan`; `*` or nothing for everyone), then 315 repeating the mask.
+    pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let mask = p.first().copied().unwrap_or(b"*");
+        // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
+        let mut row = |user: &User, channel: &[u8], operator: bool| {
+            let hops_and_name = [b"0 ", &user.realname[..]].concat();
+            let flags: &[u8] = if operator { b"H@" } else { b"H" };
+            let params = [
+                channel,
+                user.user.as_deref().unwrap_or("").as_bytes(),
+                user.host.as_bytes(),
+                self.name.as_bytes(),
+                user.nick.as_deref().unwrap_or("").as_bytes(),
+                flags,
+                &hops_and_name,
+            ];
+            self.reply(out, from, "352", &params);
+        };
+        // TODO `#chan` (self.channels, by fold_bytes): a row per member, with the
+        // channel's name and the member's operator status; any other mask: a
+        // row per registered user, channel "*", whose nick, host or realname
+        // the mask matches (mask_matches), every one for mask "0"; then 315
+        // (mask) "End of WHO list"
+        socket_labs::todo("WHO");
+    }
+
+    /// `WHOIS [server] nick`: who they are, where from (address and port),
+    /// on which channels, idle how long; always ended by 318.
+    pub(super) fn whois(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let Some(&nick) = p.last().filter(|n| !n.is_empty()) else {
+            self.reply(out, from, "431", &[b"No nickname given"]);
+            return;
+        };
+        let id = self.nicks.get(&fold_bytes(nick)).copied();
+        let Some((id, who)) = id
+            .and_then(|id| Some((id, self.users.get(&id)?)))
+            .filter(|(_, u)| u.registered)
+        else {
+            self.reply(out, from, "401", &[nick, b"No such nick/channel"]);
+            self.reply(out, from, "318", &[nick, b"End of /WHOIS list"]);
+            return;
+        };
+        let channels: Vec<Vec<u8>> = who
+            .channels
+            .iter()
+            .filter_map(|key| {
+                let channel = self.channels.get(key)?;
+                let operator = channel.member(id).is_some_and(|m| m.operator);
+                let at: &[u8] = if operator { b"@" } else { b"" };
+                Some([at, &channel.name].concat())
+            })
+            .collect();
+        // TODO the replies, each with the nick first: 311 (user, host, "*",
+        // realname); 312 (server name) "socket-labs chat server, lab 07"; 319
+        // (reply_list of the channels, if any); 338 RPL_WHOISACTUALLY, the
+        // address and port it connects from (who.peer) "is actually using this
+        // address and port"; 317 (idle seconds since who.last_message, signon)
+        // "seconds idle, signon time"; 318 "End of /WHOIS list"
+        socket_labs::todo("WHOIS");
+    }
+
+    /// `MODE nick [changes]`: a user's own modes, +i only, kept but without
+    /// effect.
+    pub(super) fn user_mode(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let Some(user) = self.users.get(&from) else {
+            return;
+        };
+        let me = user.nick.clone().unwrap_or_default();
+        if fold_bytes(p[0]) != fold_bytes(me.as_bytes()) {
+            if self.nicks.contains_key(&fold_bytes(p[0])) {
+                self.reply(out, from, "502", &[b"Can't change mode for other users"]);
+            } else {
+                self.reply(out, from, "401", &[p[0], b"No such nick/channel"]);
+            }
+            return;
+        }
+        let Some(&changes) = p.get(1) else {
+            let modes: &[u8] = if user.invisible { b"+i" } else { b"+" };
+            self.reply(out, from, "221", &[modes]);
+            return;
+        };
+        let before = user.invisible;
+        let (mut invisible, mut adding, mut unknown) = (before, true, false);
+        for &c in changes {
+            match c {
+                b'+' => adding = true,
+                b'-' => adding = false,
+                b'i' => invisible = adding,
+                _ => unknown = true,
+            }
+        }
+        if invisible != before {
+            if let Some(user) = self.users.get_mut(&from) {
+                user.invisible = invisible;
+            }
+            let change: &[u8] = if invisible { b"+i" } else { b"-i" };
+            let me = me.as_bytes();
+            out.queue(from, &format_bytes(Some(me), "MODE", &[me, change], false));
+        }
+        if unknown {
+            self.reply(out, from, "501", &[b"Unknown MODE flag"]);
+        }
+    }
+
+    /// LUSERS: how many users, unregistered connections and channels.
+    pub(super) fn lusers(&self, out: &mut dyn Outbox, from: Id) {
+        let users = self.users.values().filter(|u| u.registered).count();
+        let unknown = self.users.len() - users;
+        let there = format!("There are {users} users and 0 invisible on 1 servers");
+        self.reply(out, from, "251", &[there.as_bytes()]);
+        if unknown > 0 {
+            let unknown = unknown.to_string();
+            self.reply(
+                out,
+                from,
+                "253",
+                &[unknown.as_bytes(), b"unknown connection(s)"],
+            );
+        }
+        let channels = self.channels.len().to_string();
+        self.reply(out, from, "254", &[channels.as_bytes(), b"channels formed"]);
+        let have = format!("I have {users} clients and 0 servers");
+        self.reply(out, from, "255", &[have.as_bytes()]);
+    }
+}

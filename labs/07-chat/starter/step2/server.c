@@ -1,0 +1,1087 @@
+/*
+ * Lab 07: a chat server speaking a small, honest subset of IRC (RFC 2812).
+ *
+ * Beej's pollserver.c is a chat server of this kind: a line read from one
+ * client goes out to the others. UNP has no IRC server; the loop is lab
+ * 04's, UNP's tcpservpoll01 (figures 6.25-6.26). The server is the
+ * go-between of its users: a line from one client is a command (`PRIVMSG
+ * #room :hi`) that queues lines for others, so each client has an output
+ * queue that others fill, bounded for one that stops reading.
+ *
+ * socket -> setsockopt(SO_REUSEADDR) -> bind -> listen -> loop { poll(the
+ * listener and every client, until the next PING or timeout is due) -> read
+ * from the readable, each whole line a command (its format: irc.c) -> PING
+ * the silent, drop the late -> write every queue -> close those gone ->
+ * accept the new ones }.
+ *
+ * Build: make, or by hand in this folder:
+ *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/irc.c ../common/labs.c
+ * Run:   ./server-c [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
+ *                   [--register-timeout SECS]
+ */
+/* The starter, step 2 of 2 (the commands): write each TODO, in nick(),
+ * message(), who() and whois(); the loop is given whole. Then `make` and
+ * `make check LAB=07-chat STEP=2`. The answer is the lab's server.c. */
+#include "labs.h"
+#include "irc.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/param.h> /* MIN, MAX */
+#include <time.h>
+
+static const char usage[] =
+    "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]\n"
+    "              [--register-timeout SECS]\n"
+    "\n"
+    "Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):\n"
+    "connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)\n"
+    "or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).\n"
+    "\n"
+    "  PORT                 port to listen on (default 4242; 0 = any free port)\n"
+    "  --bind ADDR          address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
+    "  --name NAME          the server's name, the prefix of its replies (default chat.socket-labs)\n"
+    "  --ping-timeout SECS  a client silent this long is sent a PING; one still silent\n"
+    "                       as long again is dropped (default 120, at most 86400)\n"
+    "  --register-timeout SECS\n"
+    "                       a connection not registered (NICK and USER) this long\n"
+    "                       after it connected is dropped (default 60, at most 86400)\n"
+    "  --help               print this help\n";
+
+#define VERSION "socket-labs-0.1.0" /* the Rust server's Cargo version, for 002 and 004 */
+#define MAX_QUEUED (256 * 1024) /* a client's output queue: past it, "too slow" */
+#define NICKLEN 9      /* RFC 2812 §1.2.1 */
+#define USERLEN 10     /* the longest user name kept from USER */
+#define CHANNELLEN 50  /* '#' included (RFC 2812 §1.3) */
+#define TOPICLEN 390   /* bytes */
+#define MAX_CHANNELS 20 /* per user: with the descriptor limit, bounds the channels */
+#define MAX_TARGETS 4   /* per PRIVMSG: each `$*` is a copy for every user */
+#define MAX_REPLY 15    /* parameters of a reply */
+#define PREFIXLEN (NICKLEN + USERLEN + INET6_ADDRSTRLEN + 3) /* nick!user@host */
+
+struct channel;
+
+/* Who is behind a connection, once NICK and USER are done. */
+struct user {
+    char host[INET6_ADDRSTRLEN + 1]; /* the IP as text: the host of nick!user@host */
+    char nick[NICKLEN + 1];          /* "" until NICK */
+    char name[USERLEN + 1];          /* the user name, "" until USER */
+    char realname[IRC_MAX_LINE];
+    int registered;
+    int invisible; /* user mode +i: kept and reported, changes nothing here */
+    struct channel *channels[MAX_CHANNELS]; /* in the order joined */
+    int nchannels;
+    time_t signon;          /* when it registered, and (ms) when it last spoke */
+    long long last_message; /* (PRIVMSG, NOTICE): WHOIS shows both (317) */
+    int mark;               /* shares a channel with the one relay_to_peers() relays */
+};
+
+/* One client's connection: its socket, its two buffers, its clock; and its user. */
+struct client {
+    int fd;
+    char peer[ADDR_TEXT];
+    struct irc_lines in; /* bytes read and not yet a whole line */
+    char *out;           /* queued, not yet taken by write(2): outlen bytes */
+    size_t outlen, outcap;
+    int gone;               /* to be closed at the end of this turn; its */
+    char why[IRC_MAX_LINE]; /* channels then see this as its QUIT */
+    long long ping_at;      /* when to PING it (or, if pinged, drop it) */
+    int pinged;
+    long long register_by; /* when to drop it if it has not registered */
+    struct user u;
+};
+
+/* A channel: created by its first JOIN, removed with its last member. */
+struct channel {
+    char name[CHANNELLEN + 1]; /* as its creator wrote it */
+    char topic[TOPICLEN + 1];  /* "" when none */
+    char topic_by[NICKLEN + 1];
+    time_t topic_at, created;
+    struct member {
+        struct client *c;
+        int operator; /* @nick in NAMES, @#chan in WHOIS, H@ in WHO */
+    } *member;        /* in the order they joined: NAMES lists them so */
+    int nmembers, maxmembers;
+    struct channel *next;
+};
+
+/* The clients, in the order they came (each turn, WHO and `PRIVMSG $*` go
+ * through them so): client[i] is the poll(2) entry i + 1, rebuilt each turn. */
+static struct client **client;
+static struct pollfd *fds; /* [0] the listener, [i + 1] client[i]: room for maxclients + 1 */
+static int nclients, maxclients;
+static struct channel *channels; /* sorted by folded name: NAMES and LIST show them so */
+static int nchannels;
+static const char *server_name = "chat.socket-labs";
+static char created[64]; /* when the server started, for 003 */
+static unsigned long ping_secs = 120, register_secs = 60;
+
+/* Milliseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* ---- queues and replies: only flush() writes to a socket */
+
+/* c is closed at the end of this turn; its channels see why as its QUIT. */
+static void hang_up(struct client *c, const char *why)
+{
+    c->gone = 1;
+    snprintf(c->why, sizeof c->why, "%s", why);
+}
+
+/* Writes what is queued, as much as the non-blocking socket takes now. */
+static void flush(struct client *c)
+{
+    while (c->outlen > 0) {
+        ssize_t n = write(c->fd, c->out, c->outlen);
+        if (n >= 0) {
+            c->outlen -= n;
+            memmove(c->out, c->out + n, c->outlen);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+        } else if (errno != EINTR) { /* EPIPE or ECONNRESET: the client left */
+            const char *why = strerror(errno);
+            fprintf(stderr, "write %s: %s\n", c->peer, why);
+            if (!c->gone)
+                hang_up(c, why);
+            c->outlen = 0;
+        }
+    }
+}
+
+/* Queues a line for c. Past MAX_QUEUED, the queue is first written as far as
+ * the socket takes it; if still too full, c is dropped (too slow). */
+static void queue(struct client *c, const char *line, size_t len)
+{
+    if (!c->gone && c->outlen + len > MAX_QUEUED)
+        flush(c);
+    if (c->gone)
+        return;
+    if (c->outlen + len > MAX_QUEUED) {
+        printf("%s too slow: %zu KiB waiting to be sent, dropped\n", c->peer, c->outlen / 1024);
+        c->outlen = 0;
+        hang_up(c, "Too slow: output queue full");
+        return;
+    }
+    if (c->outlen + len > c->outcap) {
+        c->outcap = MIN(c->outcap ? 2 * c->outcap : 4096, MAX_QUEUED);
+        if ((c->out = realloc(c->out, c->outcap)) == NULL)
+            die("realloc", c->peer);
+    }
+    memcpy(c->out + c->outlen, line, len);
+    c->outlen += len;
+}
+
+/* Formats one line and queues it for c. */
+static void send_to(struct client *c, const char *prefix, const char *command,
+                    const char **params, int n, int trailing)
+{
+    char line[IRC_MAX_LINE + 1];
+    size_t len = irc_format(line, prefix, command, params, n, trailing);
+    queue(c, line, len);
+}
+
+/* Queues `:server NUMERIC nick params... :last` for c; params end with NULL. */
+static void reply(struct client *c, const char *numeric, ...)
+{
+    const char *params[MAX_REPLY + 1] = { c->u.nick[0] ? c->u.nick : "*" };
+    int n = 1;
+    va_list ap;
+    va_start(ap, numeric);
+    while (n <= MAX_REPLY && (params[n] = va_arg(ap, const char *)) != NULL)
+        n++;
+    va_end(ap);
+    send_to(c, server_name, numeric, params, n, 1);
+}
+
+/* Queues a reply whose last parameter is a list of words (353 names, 319
+ * channels), over as many lines as it takes to keep each within 512 bytes. */
+static void reply_list(struct client *c, const char *numeric, const char *a, const char *b,
+                       const char *words)
+{
+    char line[IRC_MAX_LINE + 1], text[IRC_MAX_LINE];
+    const char *params[] = { c->u.nick, a, b != NULL ? b : "", "" };
+    int n = b != NULL ? 3 : 2;
+    size_t room = IRC_MAX_LINE - irc_format(line, server_name, numeric, params, n + 1, 1), len = 0;
+    params[n] = text;
+    while (*(words += strspn(words, " ")) != '\0') {
+        size_t word = strcspn(words, " ");
+        if (len > 0 && len + 1 + word > room) {
+            send_to(c, server_name, numeric, params, n + 1, 1);
+            len = 0;
+        }
+        len += snprintf(text + len, sizeof text - len, "%s%.*s", len ? " " : "", (int)word, words);
+        words += word;
+    }
+    if (len > 0)
+        send_to(c, server_name, numeric, params, n + 1, 1);
+}
+
+/* `nick!user@host`, the prefix of what c says; out holds PREFIXLEN. */
+static const char *prefix_of(const struct client *c, char *out)
+{
+    snprintf(out, PREFIXLEN, "%s!%s@%s", c->u.nick[0] ? c->u.nick : "*",
+             c->u.name[0] ? c->u.name : "*", c->u.host);
+    return out;
+}
+
+/* Queues line for everyone who shares a channel with c, once each, in the
+ * order they came: marked through c's channels. */
+static void relay_to_peers(struct client *c, const char *line, size_t len)
+{
+    for (int k = 0; k < c->u.nchannels; k++)
+        for (int j = 0; j < c->u.channels[k]->nmembers; j++)
+            c->u.channels[k]->member[j].c->u.mark = 1;
+    for (int i = 0; i < nclients; i++) {
+        if (client[i]->u.mark && client[i] != c)
+            queue(client[i], line, len);
+        client[i]->u.mark = 0;
+    }
+}
+
+/* Queues line for every member of ch but `except` (NULL: all of them). */
+static void tell_channel(struct channel *ch, const struct client *except, const char *line,
+                         size_t len)
+{
+    for (int j = 0; j < ch->nmembers; j++)
+        if (ch->member[j].c != except)
+            queue(ch->member[j].c, line, len);
+}
+
+/* The client that holds this nick, whatever its case, or NULL. */
+static struct client *find_nick(const char *nick)
+{
+    for (int i = 0; i < nclients; i++)
+        if (client[i]->u.nick[0] && irc_casecmp(client[i]->u.nick, nick) == 0)
+            return client[i];
+    return NULL;
+}
+
+static struct channel *find_channel(const char *name)
+{
+    for (struct channel *ch = channels; ch != NULL; ch = ch->next)
+        if (irc_casecmp(ch->name, name) == 0)
+            return ch;
+    return NULL;
+}
+
+static struct member *member_of(struct channel *ch, const struct client *c)
+{
+    for (int j = 0; j < ch->nmembers; j++)
+        if (ch->member[j].c == c)
+            return &ch->member[j];
+    return NULL;
+}
+
+/* Takes c out of ch; the last member out removes the channel. */
+static void remove_member(struct channel *ch, const struct client *c)
+{
+    struct channel **link = &channels;
+    int k = 0;
+    for (int j = 0; j < ch->nmembers; j++)
+        if (ch->member[j].c != c)
+            ch->member[k++] = ch->member[j];
+    if ((ch->nmembers = k) > 0)
+        return;
+    while (*link != ch)
+        link = &(*link)->next;
+    *link = ch->next;
+    nchannels--;
+    free(ch->member);
+    free(ch);
+}
+
+/* The next non-empty item of a comma-separated list (strsep(3)), or NULL. */
+static char *next_item(char **list)
+{
+    char *item;
+    while ((item = strsep(list, ",")) != NULL)
+        if (item[0] != '\0')
+            return item;
+    return NULL;
+}
+
+/* ERROR :Closing link, the last line a client gets: after QUIT or a timeout. */
+static void close_link(struct client *c, const char *why)
+{
+    char error[IRC_MAX_LINE + 64];
+    snprintf(error, sizeof error, "Closing link: %s (%s)", c->u.host, why);
+    const char *params[] = { error };
+    send_to(c, NULL, "ERROR", params, 1, 1);
+    hang_up(c, why);
+}
+
+/* ---- the commands: each answers with numerics (RFC 2812 §5) and may relay
+ * a line with the sender's prefix. Text is bytes, relayed as it came: IRC
+ * names no character set (§2.2). First, coming and going (§3.1). */
+
+/* CAP (IRCv3), which irssi sends first: we offer no capability, and say so. */
+static void cap(struct client *c, char **p, int n)
+{
+    if (strcasecmp(p[0], "LS") == 0 || strcasecmp(p[0], "LIST") == 0)
+        reply(c, "CAP", strcasecmp(p[0], "LS") == 0 ? "LS" : "LIST", "", NULL);
+    else if (strcasecmp(p[0], "REQ") == 0)
+        reply(c, "CAP", "NAK", n > 1 ? p[1] : "", NULL);
+    else if (strcasecmp(p[0], "END") != 0)
+        reply(c, "410", p[0], "Invalid CAP command", NULL);
+}
+
+/* Once NICK and USER are both in, in either order: the welcome burst. */
+static void welcome(struct client *c)
+{
+    char prefix[PREFIXLEN], text[IRC_MAX_LINE];
+    if (c->u.nick[0] == '\0' || c->u.name[0] == '\0')
+        return;
+    c->u.registered = 1;
+    c->u.signon = time(NULL);
+    c->u.last_message = now_ms();
+    printf("%s registered as %s\n", c->peer, c->u.nick);
+    snprintf(text, sizeof text, "Welcome to the socket-labs Network, %s", prefix_of(c, prefix));
+    reply(c, "001", text, NULL);
+    snprintf(text, sizeof text, "Your host is %s, running version %s", server_name, VERSION);
+    reply(c, "002", text, NULL);
+    snprintf(text, sizeof text, "This server was created %s", created);
+    reply(c, "003", text, NULL);
+    /* <nick> <server> <version> <user modes> <channel modes>: no trailing colon. */
+    const char *info[] = { c->u.nick, server_name, VERSION, "i", "o" };
+    send_to(c, server_name, "004", info, 5, 0);
+    /* What a real client reads from 005 (RPL_ISUPPORT) to learn our rules. */
+    reply(c, "005", "CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANLIMIT=#:20", "CHANNELLEN=50",
+          "NICKLEN=9", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
+          "NETWORK=socket-labs", "are supported by this server", NULL);
+    reply(c, "422", "MOTD File is missing", NULL);
+}
+
+/* NICK: choose a nickname, or change it once registered. */
+static void nick(struct client *c, char **p, int n)
+{
+    char old[NICKLEN + 1], prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
+    struct client *owner = n > 0 ? find_nick(p[0]) : NULL;
+    /* TODO the rules: no nick (n < 1 or p[0] empty), 431 "No nickname given"; not
+     * irc_valid_nick(p[0], NICKLEN), 432 p[0] "Erroneous nickname"; owned by
+     * another client whatever its case (owner, find_nick), 433 p[0] "Nickname is
+     * already in use": alice, Alice and ALICE are one nick. Else, if it changes: */
+    todo("NICK");
+    if (strcmp(c->u.nick, p[0]) != 0) {
+        prefix_of(c, prefix);
+        strcpy(old, c->u.nick);
+        strcpy(c->u.nick, p[0]); /* irc_valid_nick: at most NICKLEN bytes */
+        if (!c->u.registered) {
+            welcome(c);
+            return;
+        }
+        /* The user and everyone who shares a channel with them see it. */
+        size_t len = irc_format(line, prefix, "NICK", (const char **)p, 1, 0);
+        printf("%s %s is now known as %s\n", c->peer, old[0] ? old : "*", c->u.nick);
+        relay_to_peers(c, line, len);
+        queue(c, line, len);
+    }
+}
+
+/* USER <user> <mode> <unused> :<realname> (RFC 2812 §3.1.3). */
+static void user(struct client *c, char **p, int n)
+{
+    size_t k = 0;
+    (void)n;
+    if (c->u.registered) {
+        reply(c, "462", "You may not reregister", NULL);
+        return;
+    }
+    /* The user name goes into every prefix: keep it short and plain. */
+    for (const char *s = p[0]; *s != '\0' && k < USERLEN; s++)
+        if (*s > ' ' && *s < 127 && *s != '!' && *s != '@' && *s != ':')
+            c->u.name[k++] = *s;
+    snprintf(c->u.name + k, sizeof c->u.name - k, "%s", k == 0 ? "user" : "");
+    snprintf(c->u.realname, sizeof c->u.realname, "%s", p[3]);
+    welcome(c);
+}
+
+/* PING <token>: PONG, with the same token. */
+static void ping(struct client *c, char **p, int n)
+{
+    (void)n;
+    send_to(c, server_name, "PONG", (const char *[]){ server_name, p[0] }, 2, 1);
+}
+
+/* QUIT [:message]: ERROR; its channels see the QUIT when it is closed. */
+static void quit(struct client *c, char **p, int n)
+{
+    const char *why = n > 0 && p[0][0] != '\0' ? p[0] : "Client quit";
+    printf("%s %s quit: %s\n", c->peer, c->u.nick[0] ? c->u.nick : "*", why);
+    close_link(c, why);
+}
+
+/* A client gone (out of client[]: its nick is free) leaves its channels,
+ * which see `:nick!user@host QUIT :why`. */
+static void disconnected(struct client *c)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
+    const char *params[] = { c->why };
+    if (c->u.registered)
+        relay_to_peers(c, line, irc_format(line, prefix_of(c, prefix), "QUIT", params, 1, 1));
+    for (int k = 0; k < c->u.nchannels; k++)
+        remove_member(c->u.channels[k], c);
+}
+
+/* ---- messages: PRIVMSG and NOTICE (RFC 2812 §3.3) */
+
+/* PRIVMSG and NOTICE <target>{,<target>} :<text>, to a nick, a channel or
+ * `$*`, every user (a server mask, §3.3.1). A NOTICE is never answered, not
+ * even with an error (§3.3.2): two programs could answer each other forever. */
+static void message(struct client *c, const char *command, char **p, int n)
+{
+    int is_notice = strcmp(command, "NOTICE") == 0, count = 0;
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], *target;
+    if (n < 1 || p[0][0] == '\0') {
+        if (!is_notice)
+            reply(c, "411", "No recipient given (PRIVMSG)", NULL);
+        return;
+    }
+    if (n < 2 || p[1][0] == '\0') {
+        if (!is_notice)
+            reply(c, "412", "No text to send", NULL);
+        return;
+    }
+    c->u.last_message = now_ms();
+    prefix_of(c, prefix);
+    const char *params[] = { NULL, p[1] };
+    while ((target = next_item(&p[0])) != NULL) {
+        struct channel *ch = target[0] == '#' ? find_channel(target) : NULL;
+        struct client *to = target[0] != '#' && target[0] != '$' ? find_nick(target) : NULL;
+        if (count++ == MAX_TARGETS) {
+            if (!is_notice)
+                reply(c, "407", target, "Too many targets", NULL);
+            break;
+        }
+        if (target[0] == '$' && irc_mask_matches(target + 1, server_name)) {
+            /* TODO the line (params[0] the target, irc_format) queued for every
+             * registered client but c */
+            todo("PRIVMSG $*");
+        } else if (ch != NULL && member_of(ch, c) != NULL) {
+            params[0] = ch->name;
+            tell_channel(ch, c, line, irc_format(line, prefix, command, params, 2, 1));
+        } else if (to != NULL && to->u.registered) {
+            /* TODO the line to `to`, with its own nick as the target (send_to) */
+            todo("PRIVMSG to a nick");
+        } else if (is_notice) {
+            continue;
+        } else if (ch != NULL) { /* only members may speak in a channel (mode +n, always) */
+            reply(c, "404", target, "Cannot send to channel", NULL);
+        } else {
+            reply(c, "401", target, "No such nick/channel", NULL);
+        }
+    }
+}
+
+static void privmsg(struct client *c, char **p, int n) { message(c, "PRIVMSG", p, n); }
+static void notice(struct client *c, char **p, int n) { message(c, "NOTICE", p, n); }
+
+/* ---- channels: JOIN, PART, NAMES, LIST, TOPIC, a channel's MODE (§3.2) */
+
+/* 332 RPL_TOPIC and 333 RPL_TOPICWHOTIME: the topic, who set it and when. */
+static void reply_topic(struct client *c, struct channel *ch)
+{
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)ch->topic_at);
+    reply(c, "332", ch->name, ch->topic, NULL);
+    reply(c, "333", ch->name, ch->topic_by, at, NULL);
+}
+
+/* 353 RPL_NAMREPLY lines: who is on the channel ("=": a public one). */
+static void names_of(struct client *c, struct channel *ch)
+{
+    char *words = malloc(ch->nmembers * (NICKLEN + 2) + 1), *w = words;
+    if (words == NULL)
+        die("malloc", ch->name);
+    for (int j = 0; j < ch->nmembers; j++)
+        w += sprintf(w, " %s%s", ch->member[j].operator ? "@" : "", ch->member[j].c->u.nick);
+    *w = '\0';
+    reply_list(c, "353", "=", ch->name, words);
+    free(words);
+}
+
+/* Tells the channel, c included, that c leaves it. */
+static void leave(struct client *c, struct channel *ch, const char *why)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
+    const char *params[] = { ch->name, why };
+    int k = 0;
+    for (int j = 0; j < c->u.nchannels; j++)
+        if (c->u.channels[j] != ch)
+            c->u.channels[k++] = c->u.channels[j];
+    c->u.nchannels = k;
+    prefix_of(c, prefix);
+    size_t len = irc_format(line, prefix, "PART", params, why != NULL ? 2 : 1, why != NULL);
+    tell_channel(ch, NULL, line, len);
+    printf("%s %s left %s\n", c->peer, c->u.nick, ch->name);
+    remove_member(ch, c);
+}
+
+/* JOIN #a,#b (keys ignored), or JOIN 0 to leave every channel. */
+static void join(struct client *c, char **p, int n)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], *name;
+    (void)n;
+    if (strcmp(p[0], "0") == 0) {
+        while (c->u.nchannels > 0)
+            leave(c, c->u.channels[0], NULL);
+        return;
+    }
+    while ((name = next_item(&p[0])) != NULL) {
+        struct channel *ch = find_channel(name);
+        if (!irc_valid_channel(name, CHANNELLEN)) {
+            reply(c, "403", name, "No such channel", NULL);
+            continue;
+        }
+        if (ch != NULL && member_of(ch, c) != NULL)
+            continue;
+        if (c->u.nchannels >= MAX_CHANNELS) {
+            reply(c, "405", name, "You have joined too many channels", NULL);
+            continue;
+        }
+        if (ch == NULL) { /* a new channel, in its place in the sorted list */
+            struct channel **link = &channels;
+            if ((ch = calloc(1, sizeof *ch)) == NULL)
+                die("calloc", name);
+            snprintf(ch->name, sizeof ch->name, "%s", name); /* irc_valid_channel: it fits */
+            ch->created = time(NULL);
+            while (*link != NULL && irc_casecmp((*link)->name, name) < 0)
+                link = &(*link)->next;
+            ch->next = *link;
+            *link = ch;
+            nchannels++;
+        }
+        if (ch->nmembers == ch->maxmembers) {
+            ch->maxmembers = ch->maxmembers ? 2 * ch->maxmembers : 4;
+            if ((ch->member = realloc(ch->member, ch->maxmembers * sizeof *ch->member)) == NULL)
+                die("realloc", ch->name);
+        }
+        /* Whoever creates the channel is its operator. */
+        ch->member[ch->nmembers].c = c;
+        ch->member[ch->nmembers].operator = ch->nmembers == 0;
+        ch->nmembers++;
+        c->u.channels[c->u.nchannels++] = ch;
+        const char *params[] = { ch->name };
+        tell_channel(ch, NULL, line, irc_format(line, prefix_of(c, prefix), "JOIN", params, 1, 0));
+        printf("%s %s joined %s\n", c->peer, c->u.nick, ch->name);
+        if (ch->topic[0] != '\0')
+            reply_topic(c, ch);
+        names_of(c, ch);
+        reply(c, "366", ch->name, "End of /NAMES list", NULL);
+    }
+}
+
+/* PART #a,#b [:reason] */
+static void part(struct client *c, char **p, int n)
+{
+    char *name;
+    while ((name = next_item(&p[0])) != NULL) {
+        struct channel *ch = find_channel(name);
+        if (ch == NULL)
+            reply(c, "403", name, "No such channel", NULL);
+        else if (member_of(ch, c) == NULL)
+            reply(c, "442", name, "You're not on that channel", NULL);
+        else
+            leave(c, ch, n > 1 ? p[1] : NULL);
+    }
+}
+
+/* NAMES [#a,#b]: who is on these channels (all without a parameter). */
+static void names(struct client *c, char **p, int n)
+{
+    char *name;
+    for (struct channel *ch = channels; n == 0 && ch != NULL; ch = ch->next)
+        names_of(c, ch);
+    if (n == 0)
+        reply(c, "366", "*", "End of /NAMES list", NULL);
+    while (n > 0 && (name = next_item(&p[0])) != NULL) {
+        struct channel *ch = find_channel(name);
+        if (ch != NULL)
+            names_of(c, ch);
+        reply(c, "366", name, "End of /NAMES list", NULL);
+    }
+}
+
+/* LIST [#a,#b]: 322 per channel, then 323. The optional 321 is not sent. */
+static void list(struct client *c, char **p, int n)
+{
+    char count[16], *name;
+    struct channel *ch = channels;
+    /* Every channel, or those named that exist. */
+    while (n == 0 ? ch != NULL : (name = next_item(&p[0])) != NULL) {
+        if (n > 0 && (ch = find_channel(name)) == NULL)
+            continue;
+        snprintf(count, sizeof count, "%d", ch->nmembers);
+        reply(c, "322", ch->name, count, ch->topic, NULL);
+        ch = ch->next;
+    }
+    reply(c, "323", "End of /LIST", NULL);
+}
+
+/* TOPIC #chan [:text]: any member may set it (no mode +t here). */
+static void topic(struct client *c, char **p, int n)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
+    struct channel *ch = find_channel(p[0]);
+    if (ch == NULL) {
+        reply(c, "403", p[0], "No such channel", NULL);
+    } else if (n < 2 && ch->topic[0] != '\0') {
+        reply_topic(c, ch);
+    } else if (n < 2) {
+        reply(c, "331", ch->name, "No topic is set", NULL);
+    } else if (member_of(ch, c) == NULL) {
+        reply(c, "442", ch->name, "You're not on that channel", NULL);
+    } else {
+        snprintf(ch->topic, sizeof ch->topic, "%s", p[1]); /* cut at TOPICLEN bytes */
+        strcpy(ch->topic_by, c->u.nick);
+        ch->topic_at = time(NULL);
+        const char *params[] = { ch->name, ch->topic };
+        tell_channel(ch, NULL, line, irc_format(line, prefix_of(c, prefix), "TOPIC", params, 2, 1));
+    }
+}
+
+/* ---- questions: WHO, WHOIS, a user's MODE, LUSERS (§3.5, §3.6) */
+
+/* MODE nick [changes]: a user's own modes, +i only, kept but without effect. */
+static void user_mode(struct client *c, char **p, int n)
+{
+    int before = c->u.invisible, adding = 1, unknown = 0;
+    if (irc_casecmp(p[0], c->u.nick) != 0) {
+        if (find_nick(p[0]) != NULL)
+            reply(c, "502", "Can't change mode for other users", NULL);
+        else
+            reply(c, "401", p[0], "No such nick/channel", NULL);
+        return;
+    }
+    if (n < 2) {
+        reply(c, "221", c->u.invisible ? "+i" : "+", NULL);
+        return;
+    }
+    for (const char *s = p[1]; *s != '\0'; s++) {
+        if (*s == '+' || *s == '-')
+            adding = *s == '+';
+        else if (*s == 'i')
+            c->u.invisible = adding;
+        else
+            unknown = 1;
+    }
+    if (c->u.invisible != before) {
+        const char *params[] = { c->u.nick, c->u.invisible ? "+i" : "-i" };
+        send_to(c, c->u.nick, "MODE", params, 2, 0);
+    }
+    if (unknown)
+        reply(c, "501", "Unknown MODE flag", NULL);
+}
+
+/* MODE #chan [changes [nicks]]: operator status (+o/-o, by an operator),
+ * and the ban list irssi asks for (always empty). MODE nick: user_mode. */
+static void mode(struct client *c, char **p, int n)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], when[24];
+    struct channel *ch = find_channel(p[0]);
+    struct member *me = ch != NULL ? member_of(ch, c) : NULL;
+    int next = 2, adding = 1;
+    if (p[0][0] != '#') {
+        user_mode(c, p, n);
+    } else if (ch == NULL) {
+        reply(c, "403", p[0], "No such channel", NULL);
+    } else if (n < 2) {
+        snprintf(when, sizeof when, "%lld", (long long)ch->created);
+        reply(c, "324", ch->name, "+", NULL);
+        reply(c, "329", ch->name, when, NULL);
+    } else if (n == 2 && strcmp(p[1] + strspn(p[1], "+"), "b") == 0) {
+        reply(c, "368", ch->name, "End of channel ban list", NULL);
+    } else if (me == NULL || !me->operator) {
+        reply(c, "482", ch->name, "You're not channel operator", NULL);
+    } else {
+        prefix_of(c, prefix);
+        for (const char *s = p[1]; *s != '\0'; s++) {
+            char letter[2] = { *s, '\0' };
+            if (*s == '+' || *s == '-') {
+                adding = *s == '+';
+            } else if (*s != 'o') {
+                reply(c, "472", letter, "is unknown mode char to me", NULL);
+            } else if (next >= n) {
+                reply(c, "461", "MODE", "Not enough parameters", NULL);
+                return;
+            } else {
+                const char *target = p[next++];
+                struct client *u = find_nick(target);
+                struct member *m = u != NULL ? member_of(ch, u) : NULL;
+                if (m == NULL) {
+                    reply(c, "441", target, ch->name, "They aren't on that channel", NULL);
+                    continue;
+                }
+                m->operator = adding;
+                const char *params[] = { ch->name, adding ? "+o" : "-o", target };
+                tell_channel(ch, NULL, line, irc_format(line, prefix, "MODE", params, 3, 0));
+            }
+        }
+    }
+}
+
+/* 352: <channel> <user> <host> <server> <nick> <flags> :<hops> <realname> */
+static void who_row(struct client *c, const struct user *u, const char *channel, int op)
+{
+    char last[IRC_MAX_LINE + 2];
+    snprintf(last, sizeof last, "0 %s", u->realname);
+    reply(c, "352", channel, u->name, u->host, server_name, u->nick, op ? "H@" : "H", last, NULL);
+}
+
+/* WHO [mask]: a 352 per user matching (`#chan`: its members), then 315. */
+static void who(struct client *c, char **p, int n)
+{
+    const char *mask = n > 0 ? p[0] : "*";
+    struct channel *ch = mask[0] == '#' ? find_channel(mask) : NULL;
+    /* TODO `#chan`: a who_row per member of ch (its name, the member's operator
+     * flag); any other mask: a who_row "*" per registered client whose nick, host
+     * or realname the mask matches (irc_mask_matches), every one for "0"; then 315
+     * mask "End of WHO list" */
+    todo("WHO");
+}
+
+/* WHOIS [server] nick: who, from where, on which channels, idle how long. */
+static void whois(struct client *c, char **p, int n)
+{
+    char idle[24], signon[24], words[MAX_CHANNELS * (CHANNELLEN + 3) + 1] = "", *w = words;
+    struct client *who = n > 0 ? find_nick(p[n - 1]) : NULL;
+    if (n == 0 || p[n - 1][0] == '\0') {
+        reply(c, "431", "No nickname given", NULL);
+        return;
+    }
+    if (who == NULL || !who->u.registered) {
+        reply(c, "401", p[n - 1], "No such nick/channel", NULL);
+        reply(c, "318", p[n - 1], "End of /WHOIS list", NULL);
+        return;
+    }
+    /* TODO the replies, each with the nick first: 311 (user name, host, "*",
+     * realname); 312 server_name "socket-labs chat server, lab 07"; 319 (reply_list
+     * of its channels, " @#a #b" in words); 338 RPL_WHOISACTUALLY, the address and
+     * port it connects from (who->peer) "is actually using this address and port";
+     * 317 (idle seconds since u->last_message, u->signon) "seconds idle, signon
+     * time"; 318 "End of /WHOIS list" */
+    todo("WHOIS");
+}
+
+static void motd(struct client *c, char **p, int n)
+{
+    (void)p, (void)n;
+    reply(c, "422", "MOTD File is missing", NULL);
+}
+
+/* LUSERS: how many users, unregistered connections and channels. */
+static void lusers(struct client *c, char **p, int n)
+{
+    char there[64], unknown[16], formed[16], have[64];
+    int users = 0;
+    (void)p, (void)n;
+    for (int i = 0; i < nclients; i++)
+        users += client[i]->u.registered;
+    snprintf(there, sizeof there, "There are %d users and 0 invisible on 1 servers", users);
+    snprintf(unknown, sizeof unknown, "%d", nclients - users);
+    snprintf(formed, sizeof formed, "%d", nchannels);
+    snprintf(have, sizeof have, "I have %d clients and 0 servers", users);
+    reply(c, "251", there, NULL);
+    if (nclients > users)
+        reply(c, "253", unknown, "unknown connection(s)", NULL);
+    reply(c, "254", formed, "channels formed", NULL);
+    reply(c, "255", have, NULL);
+}
+
+/* Each command: the parameters it needs, whether it may come before
+ * registration, what does it. PASS and PONG do nothing. */
+static const struct command {
+    const char *name;
+    int needs, anytime;
+    void (*run)(struct client *c, char **p, int n);
+} commands[] = {
+    { "CAP", 1, 1, cap },       { "PASS", 0, 1, NULL },       { "NICK", 0, 1, nick },
+    { "USER", 4, 1, user },     { "PING", 1, 1, ping },       { "PONG", 0, 1, NULL },
+    { "QUIT", 0, 1, quit },     { "PRIVMSG", 0, 0, privmsg }, { "NOTICE", 0, 0, notice },
+    { "JOIN", 1, 0, join },     { "PART", 1, 0, part },       { "NAMES", 0, 0, names },
+    { "LIST", 0, 0, list },     { "TOPIC", 1, 0, topic },     { "MODE", 1, 0, mode },
+    { "WHO", 0, 0, who },       { "WHOIS", 0, 0, whois },     { "MOTD", 0, 0, motd },
+    { "LUSERS", 0, 0, lusers },
+};
+
+/* Handles one line from c (CR LF or LF included). */
+static void command(struct client *c, const char *line, size_t len)
+{
+    struct irc_message m;
+    const struct command *cmd = NULL;
+    if (!irc_parse(&m, line, len))
+        return; /* an empty line: nothing to do (RFC 2812 §2.3.1) */
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcasecmp(m.command, commands[k].name) == 0)
+            cmd = &commands[k];
+    if (!c->u.registered && (cmd == NULL || !cmd->anytime))
+        reply(c, "451", "You have not registered", NULL);
+    else if (cmd == NULL)
+        reply(c, "421", m.command, "Unknown command", NULL);
+    else if (m.nparams < cmd->needs)
+        reply(c, "461", m.command, "Not enough parameters", NULL);
+    else if (cmd->run != NULL)
+        cmd->run(c, m.params, m.nparams);
+}
+
+/* ---- the loop's steps: accept, read, time out, close */
+
+/* A new client, not registered yet, at the end of client[]. */
+static void new_client(int connfd, const struct sockaddr_storage *cliaddr, long long now)
+{
+    struct client *c = calloc(1, sizeof *c);
+    if (nclients == maxclients) {
+        maxclients = maxclients ? 2 * maxclients : 64;
+        client = realloc(client, maxclients * sizeof *client);
+        fds = realloc(fds, (maxclients + 1) * sizeof *fds);
+    }
+    if (c == NULL || client == NULL || fds == NULL)
+        die("malloc", "client");
+    client[nclients++] = c;
+    c->fd = connfd;
+    sock_ntop((const struct sockaddr *)cliaddr, c->peer);
+    c->ping_at = now + ping_secs * 1000LL;
+    c->register_by = now + register_secs * 1000LL;
+    c->u.last_message = now;
+    /* The host: ::ffff:a.b.c.d (IPv4 on a `::` listener) as a.b.c.d; ::1 as
+     * 0::1, since ':' would start a trailing parameter. */
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)cliaddr)->sin6_addr;
+    char ip[INET6_ADDRSTRLEN];
+    if (cliaddr->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)cliaddr)->sin_addr, ip, sizeof ip);
+    else if (IN6_IS_ADDR_V4MAPPED(a6))
+        inet_ntop(AF_INET, &a6->s6_addr[12], ip, sizeof ip);
+    else
+        inet_ntop(AF_INET6, a6, ip, sizeof ip);
+    snprintf(c->u.host, sizeof c->u.host, "%s%s", ip[0] == ':' ? "0" : "", ip);
+    printf("connection from %s\n", c->peer);
+}
+
+/* One read(2) from a readable client, and the commands its whole lines make. */
+static void read_lines(struct client *c, long long now)
+{
+    char line[IRC_MAX_LINE];
+    size_t len;
+    ssize_t n = read(c->fd, c->in.buf + c->in.len, sizeof c->in.buf - c->in.len);
+    if (n == 0) {
+        /* End of file. A last line without its newline still counts. */
+        if (irc_rest_line(&c->in, line, &len) == IRC_WHOLE)
+            command(c, line, len);
+        if (!c->gone)
+            hang_up(c, "Connection closed");
+    } else if (n > 0) {
+        c->in.len += n;
+        enum irc_piece piece;
+        while ((piece = irc_next_line(&c->in, line, &len)) != IRC_NONE && !c->gone) {
+            /* A complete line proves the client alive; bytes without a
+             * newline do not, or a slowloris would hold its nick for ever. */
+            if (line[len - 1] == '\n') {
+                c->ping_at = now + ping_secs * 1000LL;
+                c->pinged = 0;
+            }
+            if (piece == IRC_WHOLE)
+                command(c, line, len);
+            else if (piece == IRC_LONG) /* 512 bytes of a longer line; IRC_REST, the rest */
+                reply(c, "417", "Input line was too long", NULL);
+        }
+    } else if (errno != EAGAIN && errno != EINTR) { /* ECONNRESET: gone without a word */
+        hang_up(c, strerror(errno));
+        fprintf(stderr, "read %s: %s\n", c->peer, c->why);
+    }
+}
+
+/* Drops those not registered in time, PINGs those silent for the ping
+ * timeout, drops those still silent as long after. */
+static void check_timeouts(long long now)
+{
+    for (int i = 0; i < nclients; i++) {
+        struct client *c = client[i];
+        char why[64];
+        if (c->gone)
+            continue;
+        /* Whatever it says (a PONG now and then), a connection has this
+         * long to register, or it would hold a nick for ever. */
+        if (!c->u.registered && now >= c->register_by) {
+            printf("%s registration timeout: not registered after %lu s, dropped\n", c->peer,
+                   register_secs);
+            close_link(c, "Registration timed out");
+        } else if (now >= c->ping_at && !c->pinged) {
+            c->ping_at = now + ping_secs * 1000LL;
+            c->pinged = 1;
+            send_to(c, server_name, "PING", &server_name, 1, 1);
+        } else if (now >= c->ping_at) {
+            printf("%s ping timeout: silent for %lu s, dropped\n", c->peer, 2 * ping_secs);
+            snprintf(why, sizeof why, "Ping timeout: %lu seconds", ping_secs);
+            close_link(c, why);
+        }
+    }
+}
+
+/* Closes every client marked gone, after its channels have heard (QUIT):
+ * that may drop a slow peer in turn, so go round until none is left. */
+static void close_gone(void)
+{
+    int closed;
+    do {
+        closed = 0;
+        for (int i = nclients - 1; i >= 0; i--) {
+            struct client *c = client[i];
+            if (!c->gone)
+                continue;
+            memmove(&client[i], &client[i + 1], (--nclients - i) * sizeof *client);
+            disconnected(c);
+            printf("%s disconnected\n", c->peer);
+            if (close(c->fd) < 0)
+                fprintf(stderr, "close %s: %s\n", c->peer, strerror(errno));
+            free(c->out);
+            free(c);
+            closed = 1;
+        }
+    } while (closed);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "bind", required_argument, NULL, 'b' },
+        { "name", required_argument, NULL, 'n' },
+        { "ping-timeout", required_argument, NULL, 'p' },
+        { "register-timeout", required_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *bind_ip = "0.0.0.0";
+    int port = DEFAULT_PORT, c;
+
+    set_usage(usage);
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': bind_ip = optarg; break;
+        case 'n': server_name = optarg; break;
+        case 'p': ping_secs = parse_number(optarg, "SECS", 1, 86400); break;
+        case 'r': register_secs = parse_number(optarg, "SECS", 1, 86400); break;
+        case 'h': help();
+        default: bad_usage(); /* getopt_long(3) said what was wrong */
+        }
+    }
+    if (optind < argc)
+        port = parse_port(argv[optind++]);
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    /* The name is the prefix of every reply: one word, as a host name is. */
+    const char *letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    size_t len = strspn(server_name, letters);
+    if (len == 0 || len > 63 || server_name[len] != '\0')
+        usage_error("invalid NAME '%s': letters, digits, '.' and '-', at most 63", server_name);
+
+    struct sockaddr_storage servaddr, cliaddr;
+    socklen_t servlen = parse_addr(bind_ip, port, &servaddr), clilen;
+    char addr[ADDR_TEXT], local[ADDR_TEXT];
+    sock_ntop((struct sockaddr *)&servaddr, addr);
+
+    /* Each log line as it is printed (setvbuf(3)); EPIPE, not SIGPIPE, from a
+     * write(2) to a reset client (signal(7)), as Rust's runtime does. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    /* Every client costs a descriptor: up to the hard limit (getrlimit(2)). */
+    unsigned long long limit = raise_nofile_limit();
+
+    /* Non-blocking: accept4(2) returns EAGAIN once the backlog is empty. */
+    int listenfd = socket(servaddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0), on = 1;
+    if (listenfd < 0)
+        die("socket", addr);
+    if (setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+        die("setsockopt", addr);
+    if (bind(listenfd, (struct sockaddr *)&servaddr, servlen) < 0)
+        die("bind", addr);
+    if (listen(listenfd, SOMAXCONN) < 0)
+        die("listen", addr);
+    servlen = sizeof servaddr;
+    if (getsockname(listenfd, (struct sockaddr *)&servaddr, &servlen) < 0)
+        die("getsockname", addr);
+    sock_ntop((struct sockaddr *)&servaddr, local);
+    /* The reserve descriptor for EMFILE, as in lab 04 (labs.c). */
+    int spare = reserve_spare(limit), out_of_descriptors = 0;
+    printf("listening on %s\n", local);
+    printf("descriptor limit %llu (RLIMIT_NOFILE)\n", limit);
+
+    time_t started = time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%d %H:%M:%S UTC", gmtime(&started));
+
+    if ((fds = malloc(sizeof *fds)) == NULL)
+        die("malloc", "pollfd");
+    for (;;) {
+        /* Sleep in poll(2) until something happens or the next deadline (a
+         * PING, a drop) is due: its timeout is the server's only clock,
+         * rounded up (+1 ms) not to wake just before the deadline. */
+        long long now = now_ms(), first = LLONG_MAX;
+        for (int i = 0; i < nclients; i++) {
+            struct client *cl = client[i];
+            long long due = cl->u.registered ? cl->ping_at : MIN(cl->ping_at, cl->register_by);
+            first = MIN(first, due);
+        }
+        int timeout = nclients == 0 ? -1 : (int)MIN(MAX(first - now, 0), INT_MAX - 1) + 1;
+
+        /* [0] is the listener, [i + 1] is client[i], rebuilt each turn (lab 04). */
+        fds[0].fd = listenfd;
+        fds[0].events = POLLIN;
+        for (int i = 0; i < nclients; i++) {
+            fds[i + 1].fd = client[i]->fd;
+            fds[i + 1].events = client[i]->outlen > 0 ? POLLIN | POLLOUT : POLLIN;
+        }
+        if (poll(fds, nclients + 1, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll", local);
+        }
+        now = now_ms();
+
+        /* Read: each whole line is a command, which may queue lines for
+         * anyone. Nobody is removed before the turn ends. */
+        for (int i = 0; i < nclients; i++)
+            if ((fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) && !client[i]->gone)
+                read_lines(client[i], now);
+
+        check_timeouts(now);
+
+        /* Write every queue as far as each socket takes it now, rather than
+         * wait for POLLOUT: there is almost always room. */
+        for (int i = 0; i < nclients; i++)
+            if (client[i]->outlen > 0)
+                flush(client[i]);
+
+        /* Close: those who quit, left, failed, timed out or were too slow. */
+        close_gone();
+
+        if (fds[0].revents & POLLIN) {
+            /* Every connection waiting in the backlog, as in lab 04. */
+            for (;;) {
+                clilen = sizeof cliaddr;
+                int connfd = accept4(listenfd, (struct sockaddr *)&cliaddr, &clilen, SOCK_NONBLOCK);
+                if (connfd < 0) {
+                    if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        break;
+                    if (errno == EINTR || errno == ECONNABORTED)
+                        continue;
+                    if (errno != EMFILE && errno != ENFILE)
+                        die("accept", local);
+                    if (!out_of_descriptors) {
+                        fprintf(stderr, "accept %s: %s; closing new connections until one frees\n",
+                                local, strerror(errno));
+                        out_of_descriptors = 1;
+                    }
+                    if (refuse_one(listenfd, &spare, local))
+                        continue;
+                    break; /* nobody was waiting */
+                }
+                out_of_descriptors = 0;
+                new_client(connfd, &cliaddr, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! Lab 07: a chat server speaking a small, honest subset of IRC (RFC 2812).
+//!
+//! Lab 04's structure: one process, poll(), non-blocking sockets. What is
+//! new is the server's role: it is the go-between of its users. A line read
+//! from one client is a command (`PRIVMSG #room :hi`) that makes the server
+//! queue lines for other clients, so each client now has an output queue
+//! that others fill, and a client that stops reading must not let its queue
+//! grow without bound or stall the rest.
+//!
+//! socket → setsockopt(SO_REUSEADDR) → bind → listen → loop { poll(listener
+//! and every client, until the next PING or timeout is due) → read from the
+//! readable, each whole line a command → PING the silent, drop the late (no
+//! answer to a PING, or not registered in time) → write every queue → close
+//! those gone → accept the new ones }.
+//!
+//! This file is the go-between: the loop and the connections. What a line
+//! means, and for whom it makes lines, is the irc module (irc/mod.rs, then
+//! a file per topic), which queues them through the `Outbox` below.
+
+mod irc;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
+    getsockname, listen, setsockopt, socket, sockopt,
+};
+use nix::unistd::{close, read, write};
+use socket_labs::irc::MAX_LINE;
+use socket_labs::limits::raise_descriptor_limit;
+use socket_labs::spare::SpareDescriptor;
+use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
+
+use irc::{Id, Irc, Outbox};
+
+const USAGE: &str = "\
+usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
+              [--register-timeout SECS]
+
+Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):
+connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)
+or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).
+
+  PORT                 port to listen on (default 4242; 0 = any free port)
+  --bind ADDR          address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
+  --name NAME          the server's name, the prefix of its replies (default chat.socket-labs)
+  --ping-timeout SECS  a client silent this long is sent a PING; one still silent
+                       as long again is dropped (default 120, at most 86400)
+  --register-timeout SECS
+                       a connection not registered (NICK and USER) this long
+                       after it connected is dropped (default 60, at most 86400)
+  --help               print this help
+";
+
+const DEFAULT_NAME: &str = "chat.socket-labs";
+/// Said once when accept(2) fails for want of descriptors (src/spare.rs).
+const REFUSING: &str = "closing new connections until one frees";
+
+/// The most a client's output queue may hold. The queue only grows when the
+/// client reads less than others send it: past this bound it is dropped
+/// ("too slow") rather than let one peer take the server's memory.
+const MAX_QUEUED: usize = 256 * 1024;
+
+/// One client's connection: its socket, its two buffers, its clock. Who the
+/// client is on IRC (nick, channels...) is the irc module's, under the same Id.
+struct Connection {
+    id: Id,
+    fd: OwnedFd,
+    peer: SocketAddr,
+    /// Bytes read and not yet a whole line: at most one IRC line (512 bytes).
+    input: LineReader,
+    /// Lines queued for this client, not yet taken by write(2): at most MAX_QUEUED.
+    output: Vec<u8>,
+    /// Why it must be closed at the end of this turn (the QUIT message its
+    /// channels see).
+    gone: Option<Vec<u8>>,
+    /// When to PING it (or, if `pinged`, to drop it) unless it sends a line.
+    ping_at: Instant,
+    pinged: bool,
+    /// Until it registers: when to drop it if it still has not, counted
+    /// from its connect whatever it sends meanwhile.
+    register_by: Instant,
+}
+
+/// The connections, in a Vec as in lab 04 (index i is the pollfd i + 1), in
+/// the order they came: the turn reads them, and closes them, in that
+/// order. With an index from Id to place: the irc module names them by Id.
+#[derive(Default)]
+struct Connections {
+    list: Vec<Connection>,
+    place: HashMap<Id, usize>,
+}
+
+fn main() {
+    let (addr, name, ping_timeout, register_timeout) = arguments();
+    // Every client costs a descriptor: the soft limit (often 1024) goes up
+    // to the hard one (src/limits.rs).
+    let limit = raise_descriptor_limit();
+
+    let domain = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    // Non-blocking: accept4(2) below returns EAGAIN, not a wait, once the
+    // backlog is empty.
+    let listenfd =
+        socket(domain, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).or_die("socket", addr);
+    setsockopt(&listenfd, sockopt::ReuseAddr, &true).or_die("setsockopt", addr);
+    bind(listenfd.as_raw_fd(), &SockaddrStorage::from(addr)).or_die("bind", addr);
+    listen(&listenfd, Backlog::MAXCONN).or_die("listen", addr);
+    let local: SockaddrStorage = getsockname(listenfd.as_raw_fd()).or_die("getsockname", addr);
+    // The reserve descriptor for EMFILE, as in lab 04 (src/spare.rs).
+    let mut spare = SpareDescriptor::reserve(limit);
+    log!("listening on {local}");
+    log!("descriptor limit {limit} (RLIMIT_NOFILE)");
+    let mut out_of_descriptors = false;
+
+    let mut irc = Irc::new(name);
+    let mut conns = Connections::default();
+    let mut next_id: Id = 0;
+    loop {
+        // Sleep in poll(2) until something happens or a client's next
+        // deadline (a PING, a drop for silence or for not registering) is
+        // due: the timeout argument is the server's only clock.
+        let timeout = poll_timeout(&conns, &irc);
+        // [0] is the listener, [i + 1] is conns.list[i], rebuilt each turn (lab 04).
+        let revents: Vec<PollFlags> = {
+            let mut fds = Vec::with_capacity(conns.list.len() + 1);
+            fds.push(PollFd::new(listenfd.as_fd(), PollFlags::POLLIN));
+            for conn in &conns.list {
+                let mut events = PollFlags::POLLIN;
+                if !conn.output.is_empty() {
+                    events |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(conn.fd.as_fd(), events));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(err) => socket_labs::die("poll", local, &err),
+            }
+            fds.iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect()
+        };
+        let now = Instant::now();
+
+        // Read: one read(2) per readable client. Each whole line is a
+        // command, which may queue lines for any client; nobody is removed
+        // before the turn ends, so the indexes stay valid.
+        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        for i in 0..conns.list.len() {
+            if revents[i + 1].intersects(readable) && conns.list[i].gone.is_none() {
+                read_lines(&mut conns, i, &mut irc, now + ping_timeout);
+            }
+        }
+
+        check_timeouts(&mut conns, &irc, now, ping_timeout, register_timeout);
+
+        // Write: every queue, as far as each socket takes it now, at once
+        // rather than waiting for POLLOUT (there is almost always room).
+        for conn in &mut conns.list {
+            if !conn.output.is_empty() {
+                conn.flush();
+            }
+        }
+
+        // Close: those who quit, left, failed, timed out or were too slow.
+        close_gone(&mut conns, &mut irc);
+
+        if revents[0].contains(PollFlags::POLLIN) {
+            // Every connection waiting in the backlog, as in lab 04.
+            loop {
+                let connfd = match accept4(listenfd.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
+                    // SAFETY: accept4(2)'s new descriptor; nothing else owns it.
+                    Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+                    Err(Errno::EAGAIN) => break,
+                    Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                    Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
+                        if !out_of_descriptors {
+                            warn!("accept {local}: {}; {REFUSING}", reason(&err));
+                            out_of_descriptors = true;
+                        }
+                        if spare.refuse_one(listenfd.as_raw_fd(), local) {
+                            continue;
+                        }
+                        break; // nobody was waiting
+                    }
+                    Err(err) => socket_labs::die("accept", local, &err),
+                };
+                out_of_descriptors = false;
+                let peer = match getpeername::<SockaddrStorage>(connfd.as_raw_fd()) {
+                    Ok(peer) => inet_address(&peer),
+                    Err(err) => {
+                        warn!("getpeername {local}: {}", reason(&err));
+                        continue;
+                    }
+                };
+                let Some(peer) = peer else {
+                    continue; // not an IP connection: cannot happen on an IP listener
+                };
+                log!("connection from {peer}");
+                irc.connected(next_id, peer);
+                let (ping_at, register_by) = (now + ping_timeout, now + register_timeout);
+                conns.push(Connection::new(next_id, connfd, peer, ping_at, register_by));
+                next_id += 1;
+            }
+        }
+    }
+}
+
+/// Closes every connection marked gone, after the irc module has told its
+/// channels (a QUIT). That may overflow a slow peer's queue and mark it gone
+/// in turn: go round until nobody is left marked.
+fn close_gone(conns: &mut Connections, irc: &mut Irc) {
+    while conns.list.iter().any(|c| c.gone.is_some()) {
+        for i in (0..conns.list.len()).rev() {
+            if let Some(why) = conns.list[i].gone.clone() {
+                let conn = conns.remove(i);
+                irc.disconnected(conns, conn.id, &why);
+                log!("{} disconnected", conn.peer);
+                if let Err(err) = close(conn.fd) {
+                    warn!("close {}: {}", conn.peer, reason(&err));
+                }
+            }
+        }
+    }
+}
+
+/// The command line: the address to listen on, the server's name, the
+/// ping and registration timeouts.
+fn arguments() -> (SocketAddr, String, Duration, Duration) {
+    let mut cli = Cli::new(USAGE);
+    let ip: IpAddr = cli
+        .value("--bind", "ADDR")
+        .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+    let name: String = cli
+        .value("--name", "NAME")
+        .unwrap_or_else(|| DEFAULT_NAME.to_string());
+    let ping_secs: u64 = cli.value("--ping-timeout", "SECS").unwrap_or(120);
+    let register_secs: u64 = cli.value("--register-timeout", "SECS").unwrap_or(60);
+    let port = cli.port().unwrap_or(DEFAULT_PORT);
+    // The name is the prefix of every reply: one word, as a host name is.
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        cli.usage_error(format_args!(
+            "invalid NAME '{name}': letters, digits, '.' and '-', at most 63"
+        ));
+    }
+    for secs in [ping_secs, register_secs] {
+        if !(1..=86_400).contains(&secs) {
+            cli.usage_error(format_args!(
+                "invalid SECS '{secs}': from 1 to 86400 seconds"
+            ));
+        }
+    }
+    cli.finish();
+    let (ping, register) = (
+        Duration::from_secs(ping_secs),
+        Duration::from_secs(register_secs),
+    );
+    (SocketAddr::new(ip, port), name, ping, register)
+}
+
+/// poll(2)'s timeout: until the first connection's next deadline (see
+/// `next_deadline`), or none without connections.
+fn poll_timeout(conns: &Connections, irc: &Irc) -> PollTimeout {
+    match conns.list.iter().map(|c| next_deadline(c, irc)).min() {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Rounded up: a timeout rounded down wakes us just before the
+            // deadline, to find nothing due and poll again at once.
+            PollTimeout::try_from(left.as_millis() + 1).unwrap_or(PollTimeout::MAX)
+        }
+        None => PollTimeout::NONE,
+    }
+}
+
+impl Connection {
+    /// A new connection, and its deadlines: when to PING it, and when to
+    /// drop it if it has not registered by then.
+    fn new(id: Id, fd: OwnedFd, peer: SocketAddr, ping_at: Instant, register_by: Instant) -> Self {
+        Connection {
+            id,
+            fd,
+            peer,
+            input: LineReader::new(MAX_LINE),
+            output: Vec::new(),
+            gone: None,
+            ping_at,
+            pinged: false,
+            register_by,
+        }
+    }
+
+    /// Queues `line`, for `flush` to write. A queue that would pass
+    /// MAX_QUEUED is first written as far as the socket takes it now; a
+    /// client whose queue is still too full is marked gone (too slow).
+    fn queue(&mut self, line: &[u8]) {
+        if self.gone.is_some() {
+            return;
+        }
+        if self.output.len() + line.len() > MAX_QUEUED {
+            self.flush();
+            if self.gone.is_some() {
+                return;
+            }
+            if self.output.len() + line.len() > MAX_QUEUED {
+                log!(
+                    "{} too slow: {} KiB waiting to be sent, dropped",
+                    self.peer,
+                    self.output.len() / 1024
+                );
+                self.output = Vec::new();
+                self.gone = Some(b"Too slow: output queue full".to_vec());
+                return;
+            }
+        }
+        self.output.extend_from_slice(line);
+    }
+
+    /// Writes what is queued, as much as the socket takes now. The socket is
+    /// non-blocking: EAGAIN means "full, try when poll says POLLOUT".
+    fn flush(&mut self) {
+        while !self.output.is_empty() {
+            match write(&self.fd, &self.output) {
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(err) => {
+                    // EPIPE or ECONNRESET: the client left.
+                    warn!("write {}: {}", self.peer, reason(&err));
+                    self.output = Vec::new();
+                    self.gone.get_or_insert_with(|| reason(&err).into_bytes());
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Connections {
+    fn push(&mut self, conn: Connection) {
+        self.place.insert(conn.id, self.list.len());
+        self.list.push(conn);
+    }
+
+    /// Removes `list[i]`; those after it move down a place.
+    fn remove(&mut self, i: usize) -> Connection {
+        let conn = self.list.remove(i);
+        self.place.remove(&conn.id);
+        for (j, later) in self.list.iter().enumerate().skip(i) {
+            self.place.insert(later.id, j);
+        }
+        conn
+    }
+
+    fn get_mut(&mut self, id: Id) -> Option<&mut Connection> {
+        let i = *self.place.get(&id)?;
+        self.list.get_mut(i)
+    }
+}
+
+impl Outbox for Connections {
+    fn queue(&mut self, to: Id, line: &[u8]) {
+        if let Some(conn) = self.get_mut(to) {
+            conn.queue(line);
+        }
+    }
+
+    fn hang_up(&mut self, who: Id, why: &[u8]) {
+        if let Some(conn) = self.get_mut(who) {
+            conn.gone = Some(why.to_vec());
+        }
+    }
+}
+
+/// One read(2) from the readable `conns.list[i]`, and the commands its whole
+/// lines make. `ping_at`: when to PING it next, if a line proves it alive.
+fn read_lines(conns: &mut Connections, i: usize, irc: &mut Irc, ping_at: Instant) {
+    let conn = &mut conns.list[i];
+    let id = conn.id;
+    match read(&conn.fd, conn.input.space()) {
+        Ok(0) => {
+            // End of file. A last line without its newline still counts.
+            if let Some(Line::Whole(line)) = conn.input.rest() {
+                irc.command(conns, id, &line);
+            }
+            let conn = &mut conns.list[i];
+            conn.gone
+                .get_or_insert_with(|| b"Connection closed".to_vec());
+        }
+        Ok(n) => {
+            conn.input.filled(n);
+            while let Some(piece) = conns.list[i].input.next_line() {
+                let conn = &mut conns.list[i];
+                if conn.gone.is_some() {
+                    break; // QUIT: what follows is not read
+                }
+                // A complete line proves the client alive: no PING needed.
+                // Bytes without a newline do not, or one byte a second (a
+                // slowloris) would hold a connection, and its nick, for ever.
+                if piece.bytes().ends_with(b"\n") {
+                    conn.ping_at = ping_at;
+                    conn.pinged = false;
+                }
+                match piece {
+                    Line::Whole(line) => irc.command(conns, id, &line),
+                    // The first MAX_LINE bytes of a longer line: refused;
+                    // its rest comes as Line::Rest, ignored.
+                    Line::Long(_) => irc.line_too_long(conns, id),
+                    Line::Rest(_) => {}
+                }
+            }
+        }
+        Err(Errno::EAGAIN | Errno::EINTR) => {}
+        Err(err) => {
+            // ECONNRESET: the client is gone without a goodbye.
+            warn!("read {}: {}", conn.peer, reason(&err));
+            conn.gone = Some(reason(&err).into_bytes());
+        }
+    }
+}
+
+/// When `check_timeouts` next has something to do for this connection: its
+/// PING (or drop), or before that its registration deadline.
+fn next_deadline(conn: &Connection, irc: &Irc) -> Instant {
+    if irc.is_registered(conn.id) {
+        conn.ping_at
+    } else {
+        conn.ping_at.min(conn.register_by)
+    }
+}
+
+/// Drops every connection not registered in time, sends a PING to every
+/// client silent for the ping timeout, and drops those still silent as long
+/// after it.
+fn check_timeouts(
+    conns: &mut Connections,
+    irc: &Irc,
+    now: Instant,
+    ping: Duration,
+    register: Duration,
+) {
+    let secs = ping.as_secs();
+    for i in 0..conns.list.len() {
+        let conn = &mut conns.list[i];
+        let id = conn.id;
+        if conn.gone.is_some() {
+            continue;
+        }
+        // A PONG now and then would keep an unregistered connection for
+        // ever, holding a nick and a descriptor: whatever it says, it has
+        // this long from its connect to send NICK and USER (ircd-hybrid
+        // allows 30 s; ngIRCd drops it too).
+        if !irc.is_registered(id) && now >= conn.register_by {
+            log!(
+                "{} registration timeout: not registered after {} s, dropped",
+                conn.peer,
+                register.as_secs()
+            );
+            irc.close_link(conns, id, b"Registration timed out");
+            continue;
+        }
+        if now < conn.ping_at {
+            continue;
+        }
+        conn.ping_at = now + ping;
+        if !conn.pinged {
+            conn.pinged = true;
+            irc.ping(conns, id);
+        } else {
+            log!(
+                "{} ping timeout: silent for {} s, dropped",
+                conn.peer,
+                2 * secs
+            );
+            let why = format!("Ping timeout: {secs} seconds");
+            irc.close_link(conns, id, why.as_bytes());
+        }
+    }
+}
+
+/// The IP address and port of a socket address, if it is one.
+fn inet_address(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+}
