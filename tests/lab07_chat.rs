@@ -36,6 +36,7 @@ crate::for_rust_and_c!(
     who_and_whois_tell_who_is_there_and_from_where,
     mode_answers_what_clients_ask_and_operators_give_operator_status,
     quit_is_relayed_and_any_disconnect_frees_the_nick,
+    a_client_that_leaves_is_closed_at_once_and_costs_nothing,
     an_overlong_line_gets_417_and_the_connection_stays_usable,
     text_is_relayed_as_the_bytes_it_came_in,
     a_client_that_never_reads_is_dropped_while_the_others_carry_on,
@@ -106,6 +107,10 @@ fn join_all(users: &mut [&mut Irc], channel: &str) {
     }
 }
 
+/// Step: 1
+/// Hint: step 1: a line read(2) into the connection is a command, and its
+/// replies go out with write(2): no welcome means the read, the queue's write
+/// or POLLOUT is missing (README.md, "Write it yourself", step 1).
 fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     let mut server = start(twin, &[]);
     let (_alice, burst) = Irc::register(&server, "alice");
@@ -167,6 +172,9 @@ fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     server.expect("registered as bob");
 }
 
+/// Step: 1
+/// Hint: step 1: replies come back once read(2) and write(2) work; the name is
+/// given (README.md, "Write it yourself", step 1).
 fn the_server_name_is_the_prefix_of_replies(twin: Twin) {
     let server = start(twin, &["--name", "irc.example.org"]);
     let mut irc = Irc::connect(&server);
@@ -179,6 +187,10 @@ fn the_server_name_is_the_prefix_of_replies(twin: Twin) {
     assert_eq!(irc.next(), ":irc.example.org PONG irc.example.org :token 1");
 }
 
+/// Step: 2
+/// Hint: step 2: NICK refuses an empty nick (431), a bad one (432, valid_nick)
+/// and one held by another user whatever its case (433: compare folded nicks,
+/// fold_bytes or irc_casecmp) (README.md, "Write it yourself", step 2).
 fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
     let mut server = start(twin, &[]);
     let [alice, _brackets] = users(&server, ["alice", "[x]"]);
@@ -213,6 +225,9 @@ fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
     );
 }
 
+/// Step: 2
+/// Hint: step 2: the user's own nick in another case is not "in use": only
+/// another user's nick is (433) (README.md, "Write it yourself", step 2).
 fn a_rename_is_seen_by_the_user_and_its_channel_peers_only(twin: Twin) {
     let mut server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -239,6 +254,10 @@ fn a_rename_is_seen_by_the_user_and_its_channel_peers_only(twin: Twin) {
     assert!(bob.sync().iter().all(|l| !l.contains("carol")));
 }
 
+/// Step: 2
+/// Hint: step 2: PRIVMSG to a nick goes to its user whatever the case, with its
+/// own nick as the target; to $* to every registered user but the sender; else
+/// 401 (README.md, "Write it yourself", step 2).
 fn messages_go_to_a_nick_a_channel_or_everyone(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -308,6 +327,9 @@ fn messages_go_to_a_nick_a_channel_or_everyone(twin: Twin) {
     );
 }
 
+/// Step: 1
+/// Hint: step 1: the commands are given; a notice needs read(2) and write(2) to
+/// work (README.md, "Write it yourself", step 1).
 fn a_notice_is_never_answered(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
@@ -329,6 +351,10 @@ fn a_notice_is_never_answered(twin: Twin) {
     assert_eq!(bob.next(), ":alice!alice@127.0.0.1 NOTICE bob :psst");
 }
 
+/// Step: 1
+/// Hint: step 1: the channels are given; they need lines read and queues
+/// written for several clients at once (README.md, "Write it yourself", step
+/// 1).
 fn channels_join_part_names_topic_and_list(twin: Twin) {
     let mut server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -429,6 +455,9 @@ fn channels_join_part_names_topic_and_list(twin: Twin) {
     assert_eq!(carol.sync().len(), 20, "JOIN 0 leaves every channel");
 }
 
+/// Step: 1
+/// Hint: step 1: many clients at once: accept4(2) until EAGAIN, and every queue
+/// written each turn (README.md, "Write it yourself", step 1).
 fn the_names_of_a_big_channel_span_several_lines_of_512_bytes(twin: Twin) {
     let server = start(twin, &[]);
     let mut crowd: Vec<Irc> = (0..150)
@@ -453,6 +482,10 @@ fn the_names_of_a_big_channel_span_several_lines_of_512_bytes(twin: Twin) {
     assert_eq!(replies(&late.sync(), "352").len(), 151);
 }
 
+/// Step: 2
+/// Hint: step 2: WHO lists a channel's members or the users the mask matches,
+/// then 315; WHOIS sends 311 312 319 338 317 318, 338 with the address and port
+/// the user connects from (README.md, "Write it yourself", step 2).
 fn who_and_whois_tell_who_is_there_and_from_where(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, carol] = users(&server, ["alice", "bob", "carol"]);
@@ -543,6 +576,9 @@ fn who_and_whois_tell_who_is_there_and_from_where(twin: Twin) {
     assert_eq!(reply(&bob.next(), "431")[0], "bob");
 }
 
+/// Step: 1
+/// Hint: step 1: MODE is given; it needs read(2) and write(2) to work
+/// (README.md, "Write it yourself", step 1).
 fn mode_answers_what_clients_ask_and_operators_give_operator_status(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
@@ -567,6 +603,11 @@ fn mode_answers_what_clients_ask_and_operators_give_operator_status(twin: Twin) 
     assert_eq!(reply(&bob.next(), "502")[0], "bob");
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: read(2) of 0 or an error (ECONNRESET) marks the client gone;
+/// the end of the turn takes it out of the list and close(2)s its socket
+/// (README.md, "Write it yourself", step 1).
 fn quit_is_relayed_and_any_disconnect_frees_the_nick(twin: Twin) {
     let mut server = start(twin, &[]);
     let [mut alice, mut bob, carol, mut dave] = users(&server, ["alice", "bob", "carol", "dave"]);
@@ -602,6 +643,53 @@ fn quit_is_relayed_and_any_disconnect_frees_the_nick(twin: Twin) {
     );
 }
 
+/// Step: 1
+/// Hint: step 1: at the end of the turn, a gone client is taken out of the
+/// list the pollfd array is made of, and its socket is close(2)d: the client
+/// then reads the end of file at once (README.md, "Write it yourself", step 1).
+fn a_client_that_leaves_is_closed_at_once_and_costs_nothing(twin: Twin) {
+    use std::io::Read;
+    let mut server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    // The server's FIN, within 3 s: short, since a server that never
+    // closes the socket never sends it.
+    let end_of_file = |irc: Irc, what: &str| {
+        let mut stream = irc.into_stream();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("a read timeout");
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "{what}: bytes after the end: {rest:?}"),
+            Err(e) => panic!("{what}: no end of file from the server within 3 s: {e}"),
+        }
+    };
+    alice.send("QUIT :bye");
+    assert_eq!(alice.next(), "ERROR :Closing link: 127.0.0.1 (bye)");
+    end_of_file(alice, "after QUIT");
+    server.expect(" alice quit: bye");
+    // An end of file without QUIT: the server closes too.
+    bob.sync();
+    bob.stream()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let address = bob.local_addr();
+    end_of_file(bob, "after the client's end of file");
+    server.expect(&format!("{address} disconnected"));
+    // Gone from the list, they cost nothing: poll(2) sleeps.
+    let busy = busy_during(server.pid(), Duration::from_millis(300));
+    assert!(
+        busy < Duration::from_millis(150),
+        "the server ran (or waited to run) {busy:?} of 0.3 s: spinning"
+    );
+    assert!(carol.sync().is_empty());
+    let (_again, burst) = Irc::register(&server, "alice");
+    assert_eq!(reply(&burst[0], "001")[0], "alice");
+}
+
+/// Step: 1
+/// Hint: step 1: read(2) into conn.input.space() (c->in.buf after its c->in.len
+/// bytes), never past the room left (README.md, "Write it yourself", step 1).
 fn an_overlong_line_gets_417_and_the_connection_stays_usable(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
@@ -652,6 +740,9 @@ fn raw_lines(stream: &std::net::TcpStream, count: usize) -> Vec<Vec<u8>> {
     lines
 }
 
+/// Step: 1
+/// Hint: step 1: read(2) and write(2) move bytes, no text: nothing converts or
+/// cuts them (README.md, "Write it yourself", step 1).
 fn text_is_relayed_as_the_bytes_it_came_in(twin: Twin) {
     // IRC names no character set (RFC 2812 §2.2): a server relays bytes
     // without reading them as text.
@@ -676,6 +767,10 @@ fn text_is_relayed_as_the_bytes_it_came_in(twin: Twin) {
     assert_eq!(lines[2], [&from[..], kept, b"\r\n"].concat());
 }
 
+/// Step: 1
+/// Hint: step 1: write(2) to a full socket fails with EAGAIN: stop there
+/// (break), keep the rest queued and ask poll(2) for POLLOUT; never wait for
+/// that client (README.md, "Write it yourself", step 1).
 fn a_client_that_never_reads_is_dropped_while_the_others_carry_on(twin: Twin) {
     let mut server = start(twin, &[]);
     let before = resident_kib(server.pid());
@@ -724,6 +819,10 @@ fn a_client_that_never_reads_is_dropped_while_the_others_carry_on(twin: Twin) {
     drop(hog);
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: poll(2) gets the given timeout (the next deadline), not -1:
+/// that is the server's only clock (README.md, "Write it yourself", step 1).
 fn a_silent_client_is_pinged_then_dropped(twin: Twin) {
     let mut server = start(twin, &["--ping-timeout", "1"]);
     let [mut quiet, mut chatty] = users(&server, ["quiet", "chatty"]);
@@ -768,6 +867,10 @@ fn trickle(irc: &Irc, count: u32) -> (Arc<AtomicBool>, thread::JoinHandle<bool>)
     (stop, handle)
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: poll(2) with the given timeout; the read lines' code is given
+/// (README.md, "Write it yourself", step 1).
 fn bytes_without_a_newline_do_not_keep_a_client_alive(twin: Twin) {
     let mut server = start(twin, &["--ping-timeout", "1"]);
     let [mut slow] = users(&server, ["slow"]);
@@ -787,6 +890,10 @@ fn bytes_without_a_newline_do_not_keep_a_client_alive(twin: Twin) {
     server.expect(" ping timeout: silent for 2 s, dropped");
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: poll(2) with the given timeout, and a dropped client closed at
+/// the end of the turn (README.md, "Write it yourself", step 1).
 fn a_connection_that_does_not_register_in_time_is_dropped_and_its_nick_freed(twin: Twin) {
     let mut server = start(twin, &["--register-timeout", "1", "--ping-timeout", "100"]);
     let started = Instant::now();
@@ -830,6 +937,10 @@ fn a_connection_that_does_not_register_in_time_is_dropped_and_its_nick_freed(twi
     assert!(bob.sync().is_empty());
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: poll(2) with the given timeout, and a dropped client closed at
+/// the end of the turn (README.md, "Write it yourself", step 1).
 fn an_unregistered_trickle_is_dropped_by_the_registration_timeout(twin: Twin) {
     let mut server = start(twin, &["--register-timeout", "1", "--ping-timeout", "100"]);
     let mut slow = Irc::connect(&server);
@@ -847,6 +958,10 @@ fn an_unregistered_trickle_is_dropped_by_the_registration_timeout(twin: Twin) {
     server.expect(" registration timeout: not registered after 1 s, dropped");
 }
 
+/// Step: 1
+/// Hint: step 1: accept4(2) until EAGAIN, the pollfd array as long as the
+/// clients, every queue written each turn (README.md, "Write it yourself", step
+/// 1).
 fn a_thousand_users_register_and_exchange_messages(twin: Twin) {
     const USERS: usize = 1000;
     if !allow_descriptors(2 * USERS as u64 + 100) {
@@ -891,6 +1006,10 @@ fn a_thousand_users_register_and_exchange_messages(twin: Twin) {
     assert!(server.is_running());
 }
 
+/// Step: 1
+/// Hint: step 1: the arguments are given; the listening socket is yours:
+/// socket(2), bind(2), listen(2), getsockname(2) (README.md, "Write it
+/// yourself", step 1).
 fn the_server_shares_the_common_interface(twin: Twin) {
     let server = server_bin(twin);
     check_server_arguments(&server);
@@ -910,6 +1029,10 @@ fn the_server_shares_the_common_interface(twin: Twin) {
     check_usage_error(&server, &["--name"], "--name needs a value");
 }
 
+/// Step: 1
+/// Hint: step 1: read(2) failing with ECONNRESET marks the client gone: it is
+/// closed and forgotten at the end of the turn (README.md, "Write it yourself",
+/// step 1).
 fn a_reset_before_registration_frees_the_nick_it_held(twin: Twin) {
     let mut server = start(twin, &[]);
     let mut half = Irc::connect(&server);
@@ -973,11 +1096,19 @@ fn both_servers_agree_on_their_arguments() {
     );
 }
 
+/// Step: 1
+/// Hint: step 1: keep the given limit and spare descriptor code before
+/// listening (README.md, "Write it yourself", step 1).
 fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     // 4: stdio and the listener, no room for the spare; 5: no room for a client.
     check_no_room_for_a_client(&server_bin(twin), &[4, 5]);
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
+/// Step: 1
+/// Hint: step 1: accept4(2) failing with EMFILE: warn once, and
+/// spare.refuse_one (refuse_one) closes the waiting connection, as in lab 04
+/// (README.md, "Write it yourself", step 1).
 fn out_of_descriptors_new_connections_are_closed_without_spinning(twin: Twin) {
     // 7: stdio, the listener, the spare and two clients (the server raises
     // its soft limit to the hard one: both are set).

@@ -50,6 +50,7 @@ crate::for_rust_and_c!(
     the_client_checks_its_arguments,
 );
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, who_and_whois_tell_who_is_there_and_from_where, messages_go_to_a_nick_a_channel_or_everyone
 fn the_commands_become_irc_lines_and_readable_output(twin: Twin) {
     let chat = Chat::of(twin);
     let server = chat.start();
@@ -113,6 +114,7 @@ fn the_commands_become_irc_lines_and_readable_output(twin: Twin) {
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }
 
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
 fn a_taken_nick_asks_for_another(twin: Twin) {
     let chat = Chat::of(twin);
     let server = chat.start();
