@@ -94,8 +94,10 @@ cargo-test:
 # of a lab, to complete. LANG only from the command line: the shell's LANG
 # is the locale.
 EXERCISE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),rust)
-exercise: ## start a lab's exercise from its starter: make exercise LAB=01-echo [LANG=rust|c]
-	@bash tools/exercise "$(LAB)" "$(EXERCISE_LANG)"
+# STEP=N for a lab in steps (lab 07): step 1 goes to exercise/NN-name/, a
+# later step to exercise/NN-name-stepN/ (tools/exercise).
+exercise: ## start a lab's exercise from its starter: make exercise LAB=01-echo [LANG=rust|c] [STEP=N]
+	@bash tools/exercise "$(LAB)" "$(EXERCISE_LANG)" "$(STEP)"
 
 exercises:
 	@bash tools/build-exercises
@@ -110,8 +112,9 @@ starters: ## write each lab's starter/ again from its reference and patch
 # A lab's checks (its tests) against a student's programs: a checklist with
 # hints. SERVER and CLIENT default to the exercise's (exercise/NN-name/).
 # FORMAT=tap or FORMAT=junit: the results for a course's CI, on stdout.
-check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path [CLIENT=path] [ONLY=part] [FORMAT=tap|junit]
-	@bash tools/check "$(LAB)" "$(SERVER)" "$(CLIENT)" "$(ONLY)" "$(or $(FORMAT),human)"
+# STEP=N: only the checks of that step, on exercise/NN-name-stepN/ (N > 1).
+check: ## grade programs with a lab's checks: make check LAB=01-echo SERVER=path [CLIENT=path] [ONLY=part] [FORMAT=tap|junit] [STEP=N]
+	@bash tools/check "$(LAB)" "$(SERVER)" "$(CLIENT)" "$(ONLY)" "$(or $(FORMAT),human)" "$(STEP)"
 
 # Proof that make check grades and can fail: in each lab with seeded bugs
 # (labs/NN-name/seeded-bugs), the C twins pass every check, and each seeded
