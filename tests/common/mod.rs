@@ -171,6 +171,32 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A check that fails because the server ended (a starter's `TODO
+        // ...: not written yet`, an exit in the middle of a session) says
+        // why: its stderr, which make check shows under the failure.
+        // The client may see its connection closed a moment before the
+        // process is reaped: a short, bounded wait for it.
+        if thread::panicking() {
+            let deadline = Instant::now() + Duration::from_millis(300);
+            let status = loop {
+                match self.child.try_wait() {
+                    Ok(None) if Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(10))
+                    }
+                    Ok(status) => break status,
+                    Err(_) => break None,
+                }
+            };
+            // (Server::expect has said it already if it saw the end.)
+            let stderr = if status.is_some() {
+                self.stderr_at_end()
+            } else {
+                Vec::new()
+            };
+            if let (Some(status), false) = (status, stderr.is_empty()) {
+                eprintln!("the server ended ({status}); its stderr: {stderr:?}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
