@@ -879,7 +879,7 @@ static void read_lines(struct client *c, long long now)
     todo("read(2)");
     if (n == 0) {
         /* TODO the end of file: a last line without its newline
-         * (irc_rest_line(3) gives IRC_WHOLE) is still a command; then
+         * (irc_rest_line() of irc.h gives IRC_WHOLE) is still a command; then
          * hang_up(c, "Connection closed") unless it is gone already */
     } else if (n > 0) {
         c->in.len += n;

@@ -763,7 +763,7 @@ static void whois(struct client *c, char **p, int n)
      * realname); 312 server_name "socket-labs chat server, lab 07"; 319 (reply_list
      * of its channels, " @#a #b" in words); 338 RPL_WHOISACTUALLY, the address and
      * port it connects from (who->peer) "is actually using this address and port";
-     * 317 (idle seconds since u->last_message, u->signon) "seconds idle, signon
+     * 317 (idle seconds since who->u.last_message, who->u.signon) "seconds idle, signon
      * time"; 318 "End of /WHOIS list" */
     todo("WHOIS");
 }
