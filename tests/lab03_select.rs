@@ -15,8 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, Server, Twin, allow_descriptors, binary_payload, busy_during, check_server_arguments,
-    check_twins_agree_on_arguments, echo, open_descriptors, program, reset, resident_kib, run,
+    PATIENCE, Server, Twin, binary_payload, busy_during, check_server_arguments,
+    check_twins_agree_on_arguments, descriptors_for, echo, open_descriptors, program, reset,
+    resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::socket::{
@@ -310,11 +311,7 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
     const CLIENTS: usize = FD_SETSIZE + 8;
     let lab = Select::of(twin);
     // Our sockets, the server's, and some room.
-    if !allow_descriptors(2 * CLIENTS as u64 + 100) {
-        eprintln!(
-            "skipped: the hard RLIMIT_NOFILE is below {}; FD_SETSIZE cannot be reached",
-            2 * CLIENTS + 100
-        );
+    if !descriptors_for(twin, 2 * CLIENTS as u64 + 100) {
         return;
     }
     let mut server = lab.start();

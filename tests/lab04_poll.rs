@@ -14,9 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Interactive, PATIENCE, Server, Twin, allow_descriptors, binary_payload, busy_during,
-    check_no_room_for_a_client, check_out_of_descriptors, check_server_arguments,
-    check_twins_agree_on_arguments, check_usage_error, echo, program, reset, resident_kib, run,
+    Interactive, PATIENCE, Server, Twin, binary_payload, busy_during, check_no_room_for_a_client,
+    check_out_of_descriptors, check_server_arguments, check_twins_agree_on_arguments,
+    check_usage_error, descriptors_for, echo, program, reset, resident_kib, run,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -76,8 +76,7 @@ fn five_thousand_clients_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 5_000;
     let lab = Poll::of(twin);
     // One descriptor per client here; the server raises its own limit.
-    if !allow_descriptors(CLIENTS as u64 + 100) {
-        eprintln!("skipped: the hard RLIMIT_NOFILE is below {}", CLIENTS + 100);
+    if !descriptors_for(twin, CLIENTS as u64 + 100) {
         return;
     }
     let mut server = lab.start();

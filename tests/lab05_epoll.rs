@@ -14,10 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Server, Twin, allow_descriptors, busy_during, check_no_room_for_a_client,
-    check_out_of_descriptors, check_server_arguments, check_twins_agree_on_arguments,
-    check_usage_error, children_states, echo, open_descriptors, program, reset, resident_kib, run,
-    zombies,
+    Server, Twin, busy_during, check_no_room_for_a_client, check_out_of_descriptors,
+    check_server_arguments, check_twins_agree_on_arguments, check_usage_error, children_states,
+    descriptors_for, echo, open_descriptors, program, reset, resident_kib, run, zombies,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -63,8 +62,7 @@ static MANY_DESCRIPTORS: Mutex<()> = Mutex::new(());
 fn ten_thousand_clients_each_get_their_own_echo(twin: Twin) {
     const CLIENTS: usize = 10_000;
     let _turn = MANY_DESCRIPTORS.lock().unwrap_or_else(|e| e.into_inner());
-    if !allow_descriptors(CLIENTS as u64 + 100) {
-        eprintln!("skipped: the hard RLIMIT_NOFILE is below {}", CLIENTS + 100);
+    if !descriptors_for(twin, CLIENTS as u64 + 100) {
         return;
     }
     let mut server = start(twin, &[]);

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Irc, Server, Twin, allow_descriptors, busy_during, check_no_room_for_a_client,
-    check_server_arguments, check_twins_agree_on_arguments, check_usage_error, program, reset,
+    Irc, Server, Twin, busy_during, check_no_room_for_a_client, check_server_arguments,
+    check_twins_agree_on_arguments, check_usage_error, descriptors_for, program, reset,
     resident_kib,
 };
 use socket_labs::irc::Message;
@@ -964,11 +964,7 @@ fn an_unregistered_trickle_is_dropped_by_the_registration_timeout(twin: Twin) {
 /// 1).
 fn a_thousand_users_register_and_exchange_messages(twin: Twin) {
     const USERS: usize = 1000;
-    if !allow_descriptors(2 * USERS as u64 + 100) {
-        eprintln!(
-            "skipped: the hard RLIMIT_NOFILE is below {}",
-            2 * USERS + 100
-        );
+    if !descriptors_for(twin, 2 * USERS as u64 + 100) {
         return;
     }
     let mut server = start(twin, &[]);
