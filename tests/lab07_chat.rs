@@ -225,6 +225,7 @@ fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
     );
 }
 
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
 /// Step: 2
 /// Hint: step 2: the user's own nick in another case is not "in use": only
 /// another user's nick is (433) (README.md, "Write it yourself", step 2).
@@ -254,6 +255,7 @@ fn a_rename_is_seen_by_the_user_and_its_channel_peers_only(twin: Twin) {
     assert!(bob.sync().iter().all(|l| !l.contains("carol")));
 }
 
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
 /// Step: 2
 /// Hint: step 2: PRIVMSG to a nick goes to its user whatever the case, with its
 /// own nick as the target; to $* to every registered user but the sender; else
@@ -482,6 +484,7 @@ fn the_names_of_a_big_channel_span_several_lines_of_512_bytes(twin: Twin) {
     assert_eq!(replies(&late.sync(), "352").len(), 151);
 }
 
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
 /// Step: 2
 /// Hint: step 2: WHO lists a channel's members or the users the mask matches,
 /// then 315; WHOIS sends 311 312 319 338 317 318, 338 with the address and port
