@@ -68,7 +68,7 @@ $(C_CLIENTS): labs/01-echo/client-c
 
 # tools/trace runs a short session against both servers under strace and
 # compares their calls; tests/syscall_parity.rs runs it in `make test`.
-trace: all ## a lab's Rust and C system calls side by side: make trace LAB=01-echo (no LAB: all)
+trace: all ## a lab's Rust and C system calls compared: make trace LAB=01-echo (no LAB: all)
 	bash tools/trace $(LAB)
 
 ifndef HANDOUT_LANG

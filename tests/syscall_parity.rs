@@ -182,6 +182,11 @@ fn record(dir: &Path, port: u16, (parent, child): (u32, u32), calls: (&str, &str
 
 /// Compares two made-up sessions with tools/trace --compare.
 fn compare(name: &str, c_child: &str) -> common::Run {
+    compare_at(name, c_child, None)
+}
+
+/// As [`compare`], laid out for `width` columns (TRACE_WIDTH) if given.
+fn compare_at(name: &str, c_child: &str, width: Option<&str>) -> common::Run {
     let dir = std::env::temp_dir().join(format!("parity-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     record(
@@ -192,9 +197,12 @@ fn compare(name: &str, c_child: &str) -> common::Run {
     );
     record(&dir.join("c"), 4242, (6, 7), (C_PARENT, c_child));
     let (rust, c) = (dir.join("rust"), dir.join("c"));
+    let trace_width = format!("TRACE_WIDTH={}", width.unwrap_or(""));
     let out = run(
-        "bash",
+        "env",
         &[
+            &trace_width,
+            "bash",
             &tool(),
             "--check",
             "--compare",
@@ -235,5 +243,34 @@ fn a_missing_call_is_a_difference_and_is_shown() {
         text.lines()
             .any(|l| l.starts_with("close(#1<TCP:[127.0.0.1:PORT]>) = 0") && l.ends_with('<')),
         "the side-by-side view marks it `<`: {text}"
+    );
+}
+
+#[test]
+fn in_80_columns_the_calls_are_one_column_and_nothing_is_cut() {
+    // The same forgetful C child, for a terminal 80 columns wide.
+    let forgetful = C_CHILD.replacen("close(4<TCP:[127.0.0.1:4242]>)        = 0\n", "", 1);
+    let out = compare_at("narrow", &forgetful, Some("80"));
+    assert_eq!(out.code(), Some(1), "{}", out.stdout_text());
+    let text = out.stdout_text();
+    let view = text
+        .split("recorded: Rust and C DIFFER")
+        .next()
+        .unwrap_or("");
+    assert!(
+        view.lines().all(|l| l.chars().count() <= 80),
+        "a line is wider than 80 columns: {text}"
+    );
+    assert!(
+        view.lines()
+            .any(|l| l == "< close(#1<TCP:[127.0.0.1:PORT]>) = 0"),
+        "the call only Rust makes is marked `<` at the start: {text}"
+    );
+    // A long call goes on over the next line, indented, not cut: the
+    // parent's getsockname, whole once its pieces are joined.
+    assert!(
+        view.contains("  getsockname(#1<TCP:[127.0.0.1:PORT]>, {sa_family=AF_INET,\n")
+            && view.contains("sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16]) = 0\n"),
+        "{text}"
     );
 }
