@@ -224,9 +224,14 @@ fn table(
                         } else {
                             why.clone()
                         };
-                        // "n/a" concerns the design: say it once.
+                        // "n/a" concerns the design, and a reason both
+                        // languages share the point: say it once.
+                        let shared = Lang::BOTH.iter().all(|&l| {
+                            matches!(results.cell(d, l, point),
+                                     Some(Outcome::Skipped(w)) if w == why)
+                        });
                         if !notes.iter().any(|n: &String| n.ends_with(&text)) {
-                            notes.push(if text.starts_with("n/a") {
+                            notes.push(if text.starts_with("n/a") || shared {
                                 text
                             } else {
                                 format!("{lang}: {text}")

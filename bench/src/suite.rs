@@ -27,6 +27,8 @@ pub struct Design {
     pub iterative: bool,
     /// Limited to descriptors below FD_SETSIZE (lab 03).
     pub select: bool,
+    /// A process per connection (lab 02).
+    pub forks: bool,
     /// Colour in the plots.
     pub colour: &'static str,
 }
@@ -38,6 +40,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &[],
         iterative: true,
         select: false,
+        forks: false,
         colour: "#7f7f7f",
     },
     Design {
@@ -46,6 +49,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &[],
         iterative: false,
         select: false,
+        forks: true,
         colour: "#d62728",
     },
     Design {
@@ -54,6 +58,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &[],
         iterative: false,
         select: true,
+        forks: false,
         colour: "#ff7f0e",
     },
     Design {
@@ -62,6 +67,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &[],
         iterative: false,
         select: false,
+        forks: false,
         colour: "#2ca02c",
     },
     Design {
@@ -70,6 +76,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &[],
         iterative: false,
         select: false,
+        forks: false,
         colour: "#1f77b4",
     },
     Design {
@@ -78,6 +85,7 @@ pub const DESIGNS: [Design; 6] = [
         args: &["--workers", "2"],
         iterative: false,
         select: false,
+        forks: false,
         colour: "#9467bd",
     },
 ];
@@ -151,6 +159,9 @@ pub struct Plan {
     pub duration: Duration,
     /// The whole suite stops starting runs after this.
     pub budget: Duration,
+    /// A design with a process per connection runs only the points with
+    /// at most this many connections (None: all of them).
+    pub fork_limit: Option<usize>,
 }
 
 impl Plan {
@@ -166,20 +177,51 @@ impl Plan {
             warmup: Duration::from_millis(300),
             duration: Duration::from_secs(1),
             budget: Duration::from_secs(8 * 60),
+            fork_limit: None,
         }
     }
 
-    /// A taste of every mode and design: well under a minute.
+    /// A taste of every mode and design, and the lesson of lab 05 (10
+    /// busy connections beside 10,000 idle ones: poll against epoll),
+    /// in about a minute. The fork server skips the 10,000 idle: starting
+    /// and stopping 10,000 processes takes it 5 to 10 s a run.
     pub fn quick() -> Plan {
         Plan {
             active: vec![1, 10, 1000],
-            idle: vec![0, 1000],
+            idle: vec![0, 1000, 10_000],
             runs: 1,
             warmup: Duration::from_millis(100),
             duration: Duration::from_millis(400),
             budget: Duration::from_secs(75),
+            fork_limit: Some(1000),
             ..Plan::full()
         }
+    }
+
+    /// Why this plan does not run a point for a design, if it does not
+    /// (beyond what the design cannot do at all: [`not_applicable`]).
+    /// `setup.descriptors` is the limit on open descriptors (RLIMIT_NOFILE)
+    /// of the generator, and of the servers, which inherit it; the
+    /// generator needs a few more than a server (one per connection each).
+    pub fn leaves_out(&self, design: &Design, point: Point, setup: &Setup) -> Option<String> {
+        if let Some(limit) = self.fork_limit
+            && design.forks
+            && point.conns + point.idle > limit
+        {
+            return Some(format!(
+                "skipped: quick run (a process per connection: {} processes)",
+                thousands(point.conns + point.idle)
+            ));
+        }
+        let needed = config(self, point, setup.threads).descriptors_needed();
+        if needed > setup.descriptors {
+            return Some(format!(
+                "skipped: needs about {} descriptors, the limit is {} (ulimit -n, bench/README.md)",
+                thousands(needed as usize),
+                thousands(setup.descriptors as usize)
+            ));
+        }
+        None
     }
 
     /// Every point, in the order they are measured (idle with 0 idle
@@ -211,6 +253,19 @@ impl Plan {
         points.sort_by_key(|p| p.conns + p.idle);
         points
     }
+}
+
+/// 10000 as 10,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Why a design cannot run a point, if it cannot.
@@ -293,6 +348,9 @@ pub struct Setup {
     pub server_cpus: Option<String>,
     pub threads: usize,
     pub pinning: String,
+    /// The limit on open descriptors (RLIMIT_NOFILE, raised to the hard
+    /// limit): the servers inherit it.
+    pub descriptors: u64,
     /// Set by SIGINT/SIGTERM: finish the current run, then stop.
     pub stop: &'static AtomicBool,
 }
@@ -304,19 +362,35 @@ pub fn run(plan: &Plan, setup: &Setup, mut progress: impl FnMut(&str)) -> Result
     let mut cells = Vec::new();
     let mut runs = Vec::new();
     let per_run = plan.warmup + plan.duration + Duration::from_millis(300);
-    let total_runs = count_runs(plan, &setup.labs);
+    let total_runs = count_runs(plan, setup);
     let mut done = 0;
     progress(&format!(
         "{total_runs} runs of {:.1} s + setup; server {}",
         (plan.warmup + plan.duration).as_secs_f64(),
         setup.pinning
     ));
+    if let Some(most) = points
+        .iter()
+        .map(|&p| config(plan, p, setup.threads).descriptors_needed())
+        .max()
+        .filter(|&most| most > setup.descriptors)
+    {
+        progress(&format!(
+            "the limit on open descriptors is {}: the points that need more are skipped \
+             (about {} for all: ulimit -n {}, see bench/README.md)",
+            thousands(setup.descriptors as usize),
+            thousands(most as usize),
+            most.next_multiple_of(1000)
+        ));
+    }
     for &point in &points {
         for (d, design) in DESIGNS.iter().enumerate() {
             let mut available = Vec::new();
             for lang in Lang::BOTH {
                 let skip = if let Some(why) = not_applicable(design, point) {
                     Some(format!("n/a: {why}"))
+                } else if let Some(why) = plan.leaves_out(design, point, setup) {
+                    Some(why)
                 } else if !program(&setup.labs, design, lang).is_file() {
                     Some(match lang {
                         Lang::C => "no C twin yet".to_string(),
@@ -392,16 +466,19 @@ pub fn program(labs: &Path, design: &Design, lang: Lang) -> PathBuf {
     labs.join(design.lab).join(lang.program())
 }
 
-/// How many runs the plan will make with the programs present.
-pub fn count_runs(plan: &Plan, labs: &Path) -> usize {
+/// How many runs the plan will make with the programs present and the
+/// descriptors it may open.
+pub fn count_runs(plan: &Plan, setup: &Setup) -> usize {
     let mut n = 0;
     for point in plan.points() {
         for design in &DESIGNS {
-            if not_applicable(design, point).is_some() {
+            if not_applicable(design, point).is_some()
+                || plan.leaves_out(design, point, setup).is_some()
+            {
                 continue;
             }
             for lang in Lang::BOTH {
-                if program(labs, design, lang).is_file() {
+                if program(&setup.labs, design, lang).is_file() {
                     n += plan.runs;
                 }
             }
@@ -410,9 +487,10 @@ pub fn count_runs(plan: &Plan, labs: &Path) -> usize {
     n
 }
 
-fn one_run(plan: &Plan, setup: &Setup, d: usize, lang: Lang, point: Point, index: usize) -> Run {
-    let design = &DESIGNS[d];
-    let config = Config {
+/// The generator's configuration for a point (port 0: the server's is
+/// known once it has started).
+fn config(plan: &Plan, point: Point, threads: usize) -> Config {
+    Config {
         mode: point.mode,
         port: 0,
         conns: point.conns,
@@ -420,8 +498,13 @@ fn one_run(plan: &Plan, setup: &Setup, d: usize, lang: Lang, point: Point, index
         size: plan.size,
         warmup: plan.warmup,
         duration: plan.duration,
-        threads: setup.threads,
-    };
+        threads,
+    }
+}
+
+fn one_run(plan: &Plan, setup: &Setup, d: usize, lang: Lang, point: Point, index: usize) -> Run {
+    let design = &DESIGNS[d];
+    let config = config(plan, point, setup.threads);
     let mut run = Run {
         design: d,
         lang,
@@ -596,5 +679,49 @@ mod tests {
         assert_eq!(runnable(&DESIGNS[3]), 8);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn the_quick_plan_has_the_lesson_of_lab_05_and_says_what_it_leaves_out() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let quick = Plan::quick();
+        let headline = Point {
+            mode: Mode::Idle,
+            conns: 10,
+            idle: 10_000,
+        };
+        assert!(quick.points().contains(&headline));
+        // The costliest point last: the one the time budget would cut.
+        assert_eq!(quick.points().last(), Some(&headline));
+        let setup = |descriptors| Setup {
+            labs: PathBuf::from("labs"),
+            server_cpus: None,
+            threads: 1,
+            pinning: String::new(),
+            descriptors,
+            stop: &STOP,
+        };
+        let (fork, poll, epoll) = (&DESIGNS[1], &DESIGNS[3], &DESIGNS[4]);
+        let enough = setup(20_000);
+        assert_eq!(quick.leaves_out(poll, headline, &enough), None);
+        assert_eq!(quick.leaves_out(epoll, headline, &enough), None);
+        let why = quick.leaves_out(fork, headline, &enough);
+        assert!(why.is_some_and(|w| w.contains("10,010 processes")));
+        assert_eq!(Plan::full().leaves_out(fork, headline, &enough), None);
+        // Too few descriptors: the point is skipped, and the table says why.
+        let why = quick.leaves_out(poll, headline, &setup(4096));
+        assert_eq!(
+            why.as_deref(),
+            Some(
+                "skipped: needs about 10,028 descriptors, the limit is 4,096 \
+                 (ulimit -n, bench/README.md)"
+            )
+        );
+        let ten = Point {
+            mode: Mode::Active,
+            conns: 10,
+            idle: 0,
+        };
+        assert_eq!(quick.leaves_out(poll, ten, &setup(1024)), None);
     }
 }
