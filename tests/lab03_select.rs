@@ -362,7 +362,7 @@ fn connections_past_fd_setsize_are_refused_and_the_rest_served(twin: Twin) {
 
 /// Needs: the_client_on_the_highest_descriptor_is_served
 /// Hint: on EMFILE from accept(2), call the given pause (AcceptPause::start, or
-/// pause_accept in C) and break; select(2) takes its timeout (README.md, "What to observe", 5).
+/// pause_accept in C) and break; select(2) takes its timeout (README.md, "Answers", observation 5).
 fn running_out_of_descriptors_pauses_accepting_without_spinning(twin: Twin) {
     const LIMIT: usize = 16;
     let lab = Select::of(twin);

@@ -140,14 +140,14 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
 
 /// Needs: a_client_that_leaves_is_closed_and_taken_out_of_the_poll_array
 /// Hint: on EMFILE, accept4(2) ends as EAGAIN does, after the given spare
-/// descriptor's refuse_one (README.md, "What to observe" 5).
+/// descriptor's refuse_one (README.md, "The server's loop", "Out of descriptors").
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     let lab = Poll::of(twin);
     check_out_of_descriptors(&lab.server);
 }
 
 /// Hint: keep the given limit and spare descriptor code before listening
-/// (README.md, "What to observe" 5).
+/// (README.md, "What to observe" 5, and its answer).
 fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     // 4: stdio and the listener, no room for the spare; 5: no room for a client.
     check_no_room_for_a_client(&Poll::of(twin).server, &[4, 5]);

@@ -167,13 +167,13 @@ fn a_client_that_never_reads_stalls_nobody_and_memory_stays_bounded(twin: Twin) 
 
 /// Needs: a_client_that_leaves_is_removed_from_epoll_and_closed, an_idle_client_costs_no_cpu
 /// Hint: on EMFILE from accept4(2), refuse_one (given) accepts and closes one waiting
-/// connection, else epoll_wait(2) reports the listener for ever (README.md, "What to observe").
+/// connection, else epoll_wait(2) reports the listener for ever (lab 04's README.md, "The server's loop").
 fn running_out_of_descriptors_closes_new_connections_without_spinning(twin: Twin) {
     check_out_of_descriptors(&server_program(twin));
 }
 
 /// Hint: the spare descriptor and RLIMIT_NOFILE are given: socket(2) and epoll_create1(2)
-/// come before any client (README.md, "What to observe").
+/// come before any client (README.md, "What to observe" 5, and its answer).
 fn a_limit_with_no_room_for_a_client_is_said_at_once(twin: Twin) {
     // 5: stdio, the listener and epoll, no room for the spare; 6: no room
     // for a client.
