@@ -58,6 +58,7 @@ crate::for_rust_and_c!(
     without_reaping_children_stay_zombies,
     a_killed_child_is_reported_and_disturbs_nobody,
     sigterm_stops_the_parent_but_children_finish_their_clients,
+    stopping_counts_only_the_children_still_serving,
     a_reset_does_not_disturb_the_server,
     the_server_shares_the_common_interface,
 );
@@ -141,7 +142,7 @@ fn fifty_clients_are_served_at_once_and_all_are_reaped(twin: Twin) {
     assert!(children_states(server.pid()).is_empty());
 }
 
-/// Hint: with --no-reap, never call waitpid(2): the exited children stay
+/// Hint: with --no-reap, no waitpid(2) while serving: the exited children stay
 /// zombies (README.md, "What to observe").
 fn without_reaping_children_stay_zombies(twin: Twin) {
     let server_bin = server_program(twin);
@@ -219,6 +220,60 @@ fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
     let again = Server::start(&server_bin, &[&port, "--bind", "127.0.0.1"]);
     let mut client = again.connect();
     assert_eq!(echo(&mut client, b"new\n"), b"new\n");
+}
+
+/// Hint: a child that has exited is not serving, even a zombie: before
+/// counting the children left, reap those that exited (README.md, "What to
+/// observe" 3 and 6).
+fn stopping_counts_only_the_children_still_serving(twin: Twin) {
+    let server_bin = server_program(twin);
+    let mut server = start(&server_bin, &["--no-reap"]);
+    let mut staying = server.connect();
+    let stayer = child_of(&mut server, &staying);
+    let mut gone = Vec::new();
+    for _ in 0..2 {
+        let mut client = server.connect();
+        gone.push(child_of(&mut server, &client));
+        assert_eq!(echo(&mut client, b"hi\n"), b"hi\n");
+        drop(client);
+        server.expect(" disconnected");
+    }
+    // Nothing announces that a child has become a zombie: look, bounded.
+    let deadline = Instant::now() + PATIENCE;
+    while zombies(server.pid()) < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        zombies(server.pid()),
+        2,
+        "{:?}",
+        children_states(server.pid())
+    );
+
+    kill(Pid::from_raw(server.pid()), Signal::SIGTERM).expect("signal the server");
+    // Two zombies and one child serving: one is still serving, not three.
+    let line = server.expect("shutting down;");
+    assert_eq!(line, "shutting down; 1 children still serving");
+    assert_eq!(server.wait().code(), Some(0));
+    for pid in gone {
+        assert!(
+            server
+                .log_now()
+                .contains(&format!("child {pid} exited (status 0)")),
+            "zombie {pid} not reaped before the count: {:?}",
+            server.log_now()
+        );
+    }
+    assert!(
+        !server
+            .log_now()
+            .iter()
+            .any(|l| l.contains(&format!("child {stayer} "))),
+        "the child still serving was reported gone: {:?}",
+        server.log_now()
+    );
+    // The one still serving goes on to the end.
+    assert_eq!(echo(&mut staying, b"after\n"), b"after\n");
 }
 
 /// Needs: a_child_that_exits_is_reaped_at_once

@@ -24,7 +24,8 @@ static const char usage[] =
     "\n"
     "  PORT         port to listen on (default 4242; 0 = any free port)\n"
     "  --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)\n"
-    "  --no-reap    never call waitpid(2): children that exit stay zombies (Z in ps)\n"
+    "  --no-reap    no waitpid(2) while serving: children that exit stay zombies\n"
+    "               (Z in ps) until the server stops\n"
     "  --help       print this help\n";
 
 static volatile sig_atomic_t child_exited; /* SIGCHLD came: reap */
@@ -213,6 +214,13 @@ int main(int argc, char **argv)
         /* The child has its own copy. Without this close(2) the connection
          * would never end: the client's FIN would leave a socket we hold. */
         close(connfd);
+    }
+    /* Count what is true: a child that has exited is not serving, even if
+     * nobody reaped it yet (--no-reap, or one that exited as we stopped).
+     * The flag says some did: reap them now, then count. */
+    if (child_exited) {
+        child_exited = 0;
+        children -= reap_children();
     }
     /* Children still serving finish with their client; init(1) reaps them. */
     printf("shutting down; %d children still serving\n", children);

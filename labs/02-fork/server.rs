@@ -29,7 +29,8 @@ served by a child process of its own, so clients no longer wait for each other.
 
   PORT         port to listen on (default 4242; 0 = any free port)
   --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
-  --no-reap    never call waitpid(2): children that exit stay zombies (Z in ps)
+  --no-reap    no waitpid(2) while serving: children that exit stay zombies
+               (Z in ps) until the server stops
   --help       print this help
 ";
 
@@ -134,6 +135,12 @@ fn main() {
                 warn!("fork {peer}: {}", reason(&err));
             }
         }
+    }
+    // Count what is true: a child that has exited is not serving, even if
+    // nobody reaped it yet (--no-reap, or one that exited as we stopped).
+    // The flag says some did: reap them now, then count.
+    if CHILD_EXITED.swap(false, Ordering::SeqCst) {
+        children = children.saturating_sub(reap_children());
     }
     // Children still serving are not killed: they finish with their
     // client; once we exit, init(1) becomes their parent and reaps them.

@@ -39,7 +39,8 @@ served by a child process of its own, so clients no longer wait for each other.
 
   PORT         port to listen on (default 4242; 0 = any free port)
   --bind ADDR  address to listen on (default 0.0.0.0; IPv6 such as :: or ::1 works)
-  --no-reap    never call waitpid(2): children that exit stay zombies (Z in ps)
+  --no-reap    no waitpid(2) while serving: children that exit stay zombies
+               (Z in ps) until the server stops
   --help       print this help
 ";
 
@@ -100,6 +101,12 @@ fn main() {
         // any code, not only async-signal-safe calls.
         // TODO fork(2); child: close(2) listener, serve, exit; parent: close(2) conn
         socket_labs::todo("fork(2)");
+    }
+    // Count what is true: a child that has exited is not serving, even if
+    // nobody reaped it yet (--no-reap, or one that exited as we stopped).
+    // The flag says some did: reap them now, then count.
+    if CHILD_EXITED.swap(false, Ordering::SeqCst) {
+        children = children.saturating_sub(reap_children());
     }
     // Children still serving are not killed: they finish with their
     // client; once we exit, init(1) becomes their parent and reaps them.
