@@ -251,7 +251,7 @@ fn the_server_survives_a_client_that_closes_without_reading(twin: Twin) {
 
 /// Needs: the_server_closes_the_connection_when_the_client_is_done
 /// Hint: set SO_SNDTIMEO on the connected socket; a write that fails with
-/// EAGAIN drops the client (README.md, "What to observe" 6).
+/// EAGAIN drops the client (README.md, "Answers", observation 6).
 fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
     let lab = Echo::of(twin);
     let mut server = Server::start(
@@ -284,7 +284,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout(twin: Twin) {
 
 /// Needs: a_client_that_never_reads_is_dropped_after_the_write_timeout
 /// Hint: SO_SNDTIMEO bounds one write(2): keep a deadline across the
-/// write-all loop (README.md, "What to observe" 6).
+/// write-all loop (README.md, "Answers", observation 6).
 fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
     // SO_SNDTIMEO bounds one write(2): a write that times out part done and
     // is called again for the rest waits a whole timeout more. The old loop
@@ -296,7 +296,7 @@ fn the_write_timeout_is_a_deadline_for_the_echo_not_per_write_call(twin: Twin) {
 
 /// Needs: a_client_that_never_reads_is_dropped_after_the_write_timeout
 /// Hint: a write(2) cut short by a signal goes on with the time left, not a
-/// fresh timeout (README.md, "What to observe" 6).
+/// fresh timeout (README.md, "Answers", observation 6).
 fn a_write_cut_short_by_a_signal_goes_on_with_the_time_left(twin: Twin) {
     // Ctrl-Z then fg, mid-write: with a send timeout set, a stop signal
     // makes the blocked write(2) return at once, part done or EINTR
