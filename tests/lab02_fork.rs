@@ -222,9 +222,10 @@ fn sigterm_stops_the_parent_but_children_finish_their_clients(twin: Twin) {
     assert_eq!(echo(&mut client, b"new\n"), b"new\n");
 }
 
+/// Needs: a_child_that_exits_is_reaped_at_once
 /// Hint: a child that has exited is not serving, even a zombie: before
-/// counting the children left, reap those that exited (README.md, "What to
-/// observe" 3 and 6).
+/// counting the children left, reap those that exited (README.md, "Answers",
+/// observations 3 and 6).
 fn stopping_counts_only_the_children_still_serving(twin: Twin) {
     let server_bin = server_program(twin);
     let mut server = start(&server_bin, &["--no-reap"]);
