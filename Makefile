@@ -125,8 +125,9 @@ check-proof: c
 # The course without the answer keys of LANG, for students: a new git
 # repository in DEST (tools/handout). LANG only from the command line.
 HANDOUT_TO := $(if $(filter command line,$(origin LANG)),$(LANG))
-handout: ## the course for students, LANG's answers left out, as a new git repository: make handout LANG=rust|c DEST=dir
-	@bash tools/handout "$(HANDOUT_TO)" "$(DEST)"
+# ANSWERS=keep keeps the sheets' answers (left out by default).
+handout: ## the course for students, LANG's answers left out, as a new git repository: make handout LANG=rust|c DEST=dir [ANSWERS=keep]
+	@bash tools/handout "$(HANDOUT_TO)" "$(DEST)" "$(ANSWERS)"
 
 # `make bench QUICK=1`: fewer points, one run each, under a minute; poll and
 # epoll beside 10,000 idle connections included (bench/README.md).

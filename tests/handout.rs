@@ -90,6 +90,17 @@ fn handout(lang: &str) -> TempDir {
             file.display()
         );
     }
+    // The sheets ask; their answers are the teacher's.
+    for (sheet, heading) in [
+        ("labs/02-fork/README.md", "## Answers\n"),
+        ("labs/02-fork/LISEZMOI.md", "## Réponses\n"),
+    ] {
+        let text = fs::read_to_string(dest.join(sheet)).expect("a sheet");
+        let course_text = fs::read_to_string(course().join(sheet)).expect("the sheet");
+        let at = text.find(heading).expect("the answers' heading");
+        assert!(text.len() - at < 200, "{sheet} keeps its answers");
+        assert!(course_text.len() - course_text.find(heading).expect("answers") > 1000);
+    }
     let mk = fs::read_to_string(dest.join("handout.mk")).expect("handout.mk");
     assert!(mk.contains(&format!("HANDOUT_LANG := {lang}\n")), "{mk}");
     assert!(dest.join("HANDOUT.md").exists());
