@@ -3,7 +3,8 @@
 # A lab folder labs/NN-NAME gets ./server and ./client from the Cargo
 # binaries NAME-server and NAME-client, and ./server-c and ./client-c from
 # its C twins server.c and client.c. A lab without a client of its own gets
-# lab 01's echo client.
+# lab 01's echo client. Lab 06 also gets ./link (udp-link) and ./link-c
+# (link.c), its lossy link.
 
 # A hand-out (make handout) has a handout.mk that says so (HANDOUT_LANG)
 # and how its starters build; the course has none.
@@ -14,7 +15,7 @@ CC     ?= cc
 CFLAGS ?= -Wall -Wextra -Werror -O2
 
 LABS   := $(sort $(wildcard labs/[0-9][0-9]-*))
-C_SRCS := $(wildcard labs/*/server.c labs/*/client.c)
+C_SRCS := $(wildcard labs/*/server.c labs/*/client.c labs/*/link.c)
 # The starters (labs/NN-name/starter/, the reference changed by a patch, tools/starter):
 # built too, so that CI proves they compile; their gaps leave variables unused.
 # A lab in steps has a starter per step (labs/07-chat/starter/step1/...).
@@ -26,14 +27,14 @@ C_CLIENTS := $(filter-out $(C_BINS),$(patsubst %/server.c,%/client-c,$(wildcard 
 .PHONY: all rust c trace test fmt-check clippy cargo-test clean help bench bench-smoke udp-loss-demo check check-proof starters exercise exercises handout
 
 all: rust c exercises ## build everything (release) and copy the programs into the lab folders
-	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/server-c $(l)/client-c))"
+	@echo "built: $(foreach l,$(LABS),$(wildcard $(l)/server $(l)/client $(l)/link $(l)/server-c $(l)/client-c $(l)/link-c))"
 	@echo "next: cd labs/01-echo && ./server   (and ./client in another terminal)"
 
 rust:
 	$(CARGO) build --release --bins
 	@for lab in $(LABS); do \
 	  name=$${lab#labs/[0-9][0-9]-}; \
-	  for prog in server client; do \
+	  for prog in server client link; do \
 	    bin=target/release/$$name-$$prog; \
 	    [ -f "$$bin" ] || [ $$prog != client ] || bin=target/release/echo-client; \
 	    if [ -f "$$bin" ]; then cp -f "$$bin" "$$lab/$$prog"; fi; \
@@ -141,7 +142,7 @@ bench-smoke: ## the load generator checked, and against lab 04 for a second
 
 clean: ## remove build output and the programs copied into the lab folders
 	$(CARGO) clean
-	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/server-c $(l)/client-c) $(STARTER_C_BINS)
+	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/link $(l)/server-c $(l)/client-c $(l)/link-c) $(STARTER_C_BINS)
 
 udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
 	@sh labs/06-udp/loss-demo.sh
