@@ -144,7 +144,7 @@ clean: ## remove build output and the programs copied into the lab folders
 	$(CARGO) clean
 	rm -f $(foreach l,$(LABS),$(l)/server $(l)/client $(l)/link $(l)/server-c $(l)/client-c $(l)/link-c) $(STARTER_C_BINS)
 
-udp-loss-demo: rust ## lab 06: see UDP loss and retransmission across a lossy link (tc netem; root)
+udp-loss-demo: rust ## lab 06: UDP loss, delay, duplicates and retransmission across a lossy link (the lab's link; tc netem as root)
 	@sh labs/06-udp/loss-demo.sh
 
 help: ## list the targets
