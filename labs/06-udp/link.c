@@ -131,11 +131,12 @@ static int fate(struct direction *d, unsigned long long delays[2])
     return copies;
 }
 
-static void report(const struct direction *d)
+/* What it did; held: how many of its datagrams the queue still holds. */
+static void report(const struct direction *d, size_t held)
 {
     printf("%s: %llu datagrams received, %llu lost, %llu duplicated, %llu sent ahead, "
-           "%llu dropped (queue full), %llu sent\n",
-           d->name, d->received, d->lost, d->duplicated, d->ahead, d->queue_full, d->sent);
+           "%llu dropped (queue full), %llu sent, %zu still held\n",
+           d->name, d->received, d->lost, d->duplicated, d->ahead, d->queue_full, d->sent, held);
 }
 
 /* A datagram held until its time: where it goes, and when. */
@@ -442,7 +443,10 @@ int main(int argc, char **argv)
             }
         }
     }
-    report(&up);
-    report(&down);
+    size_t to_server = 0;
+    for (size_t k = 0; k < nheld; k++)
+        to_server += queue[k].to_server != 0;
+    report(&up, to_server);
+    report(&down, nheld - to_server);
     return 0;
 }

@@ -159,9 +159,10 @@ impl Direction {
             .collect()
     }
 
-    fn report(&self) {
+    /// What it did; `held`: how many of its datagrams the queue still holds.
+    fn report(&self, held: usize) {
         log!(
-            "{}: {} datagrams received, {} lost, {} duplicated, {} sent ahead, {} dropped (queue full), {} sent",
+            "{}: {} datagrams received, {} lost, {} duplicated, {} sent ahead, {} dropped (queue full), {} sent, {held} still held",
             self.name,
             self.received,
             self.lost,
@@ -413,8 +414,9 @@ fn main() {
             }
         }
     }
-    up.report();
-    down.report();
+    let to_server = queue.held.iter().filter(|h| h.to_server).count();
+    up.report(to_server);
+    down.report(queue.held.len() - to_server);
 }
 
 /// One datagram in, its length and sender; None after EINTR, or an error
