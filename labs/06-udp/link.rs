@@ -14,6 +14,8 @@
 //! a small generator (splitmix64), the same in the C twin: with --seed, two
 //! runs (and the two twins) lose the very same datagrams.
 
+use std::cmp::{Ordering as Order, Reverse};
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,9 +186,31 @@ struct Held {
     data: Vec<u8>,
 }
 
-/// The held datagrams, bounded in number and bytes.
+/// Held datagrams go out in the order of (due time, arrival).
+impl Ord for Held {
+    fn cmp(&self, other: &Held) -> Order {
+        (self.due_us, self.order).cmp(&(other.due_us, other.order))
+    }
+}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Held) -> Option<Order> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.cmp(other) == Order::Equal
+    }
+}
+
+impl Eq for Held {}
+
+/// The held datagrams, bounded in number and bytes: a heap whose top is
+/// the next to go (the C twin looks for it in an array).
 struct Queue {
-    held: Vec<Held>,
+    held: BinaryHeap<Reverse<Held>>,
     bytes: usize,
     order: u64,
     /// Datagrams dropped since the queue was last full, to say when it has
@@ -217,18 +241,18 @@ impl Queue {
             self.dropped_while_full = 0;
         }
         self.bytes += held.data.len();
-        self.held.push(held);
+        self.held.push(Reverse(held));
     }
 
-    /// The next datagram to go: the earliest due, first come first.
-    fn first(&self) -> Option<usize> {
-        (0..self.held.len()).min_by_key(|&i| (self.held[i].due_us, self.held[i].order))
+    /// When the next datagram is due: the earliest, first come first.
+    fn first_due(&self) -> Option<u64> {
+        self.held.peek().map(|Reverse(held)| held.due_us)
     }
 
-    fn take(&mut self, i: usize) -> Held {
-        let held = self.held.swap_remove(i);
+    fn take(&mut self) -> Option<Held> {
+        let Reverse(held) = self.held.pop()?;
         self.bytes -= held.data.len();
-        held
+        Some(held)
     }
 }
 
@@ -325,7 +349,7 @@ fn main() {
     let mut up = Direction::new("client -> server", seed);
     let mut down = Direction::new("server -> client", seed ^ 0x5555_5555_5555_5555);
     let mut queue = Queue {
-        held: Vec::new(),
+        held: BinaryHeap::new(),
         bytes: 0,
         order: 0,
         dropped_while_full: 0,
@@ -338,15 +362,14 @@ fn main() {
     while !STOP.load(Ordering::Relaxed) {
         // What is due goes now; poll(2) waits until the next is due.
         let mut wait_ms = IDLE_WAKEUP_MS;
-        while let Some(i) = queue.first() {
+        while let Some(due) = queue.first_due() {
             let now = now_us();
-            let due = queue.held[i].due_us;
             if due > now {
                 // Rounded up: never wake before it is due, and spin.
                 wait_ms = (due - now).div_ceil(1000);
                 break;
             }
-            let held = queue.take(i);
+            let Some(held) = queue.take() else { break };
             let (sock, dir) = if held.to_server {
                 (&far, &mut up)
             } else {
@@ -414,7 +437,7 @@ fn main() {
             }
         }
     }
-    let to_server = queue.held.iter().filter(|h| h.to_server).count();
+    let to_server = queue.held.iter().filter(|h| h.0.to_server).count();
     up.report(to_server);
     down.report(queue.held.len() - to_server);
 }
