@@ -49,6 +49,7 @@ crate::for_rust_and_c!(
     a_reset_before_registration_frees_the_nick_it_held,
     a_limit_with_no_room_for_a_client_is_said_at_once,
     out_of_descriptors_new_connections_are_closed_without_spinning,
+    cap_negotiation_holds_the_welcome_until_cap_end,
 );
 
 /// The chat server, in one implementation or the other.
@@ -150,10 +151,10 @@ fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     assert_eq!(reply(&bob.next(), "461")[..2], ["*", "USER"]);
     bob.send_raw(b"USER bob 0 * :Bob B\nNICK bob\n");
     bob.nick = "bob".into();
+    bob.send("CAP END"); // the welcome waits for the end of CAP negotiation
     let burst = bob.welcome();
     assert_eq!(commands(&burst)[0], "001");
     assert_eq!(reply(&burst[0], "001")[0], "bob");
-    bob.send("CAP END");
     assert!(bob.sync().is_empty());
     bob.send("USER again 0 * :Again");
     assert_eq!(reply(&bob.next(), "462")[0], "bob");
@@ -1136,4 +1137,54 @@ fn out_of_descriptors_new_connections_are_closed_without_spinning(twin: Twin) {
     let (mut carol, _) = Irc::register(&server, "carol");
     carol.send("PRIVMSG alice :room again");
     alice.expect("room again");
+}
+
+/// Step: 1
+/// Hint: step 1: CAP is given: a client that opens with CAP LS or CAP REQ
+/// (irssi, weechat) is welcomed only after its CAP END, even once NICK and
+/// USER are in; one that never sends CAP registers as before (README.md,
+/// "Registration").
+fn cap_negotiation_holds_the_welcome_until_cap_end(twin: Twin) {
+    let server = start(twin, &[]);
+    let mut bob = Irc::connect(&server);
+    bob.send("CAP LS 302");
+    assert_eq!(bob.next(), format!(":{NAME} CAP * LS :"));
+    bob.send("CAP REQ :multi-prefix sasl");
+    assert_eq!(bob.next(), format!(":{NAME} CAP * NAK :multi-prefix sasl"));
+    bob.send("CAP LIST");
+    assert_eq!(bob.next(), format!(":{NAME} CAP * LIST :"));
+    bob.login("bob");
+    let held = bob.sync();
+    assert!(held.is_empty(), "no welcome before CAP END: {held:?}");
+    bob.send("JOIN #early");
+    assert_eq!(reply(&bob.next(), "451")[0], "bob");
+    bob.send("CAP END");
+    let burst = bob.welcome();
+    assert_eq!(
+        commands(&burst),
+        ["001", "002", "003", "004", "005", "422"],
+        "{burst:#?}"
+    );
+    assert_eq!(reply(&burst[0], "001")[0], "bob");
+    bob.send("CAP END");
+    assert!(bob.sync().is_empty());
+    bob.send("CAP LS");
+    assert_eq!(reply(&bob.next(), "CAP"), ["bob", "LS", ""]);
+    assert!(bob.sync().is_empty());
+
+    // CAP REQ alone holds it too; CAP END before NICK and USER holds nothing.
+    let mut carol = Irc::connect(&server);
+    carol.send("CAP REQ :away-notify");
+    assert_eq!(reply(&carol.next(), "CAP"), ["*", "NAK", "away-notify"]);
+    carol.login("carol");
+    assert!(carol.sync().is_empty());
+    carol.send("CAP END");
+    assert_eq!(commands(&carol.welcome())[0], "001");
+    let mut dave = Irc::connect(&server);
+    dave.send("CAP LS 302");
+    assert_eq!(reply(&dave.next(), "CAP"), ["*", "LS", ""]);
+    dave.send("CAP END");
+    assert!(dave.sync().is_empty());
+    dave.login("dave");
+    assert_eq!(commands(&dave.welcome())[0], "001");
 }

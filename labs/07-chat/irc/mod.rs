@@ -74,6 +74,9 @@ struct User {
     user: Option<String>,
     realname: Vec<u8>,
     registered: bool,
+    /// CAP LS or CAP REQ came before registration: the welcome waits for
+    /// CAP END (IRCv3 capability negotiation).
+    negotiating: bool,
     /// User mode +i: kept and reported, changes nothing here.
     invisible: bool,
     /// The channels joined, in order (folded names, keys of `Irc::channels`).

@@ -69,6 +69,7 @@ struct user {
     char name[USERLEN + 1];          /* the user name, "" until USER */
     char realname[IRC_MAX_LINE];
     int registered;
+    int negotiating; /* CAP LS or REQ before registration: no welcome until CAP END */
     int invisible; /* user mode +i: kept and reported, changes nothing here */
     struct channel *channels[MAX_CHANNELS]; /* in the order joined */
     int nchannels;
@@ -311,22 +312,12 @@ static void close_link(struct client *c, const char *why)
  * a line with the sender's prefix. Text is bytes, relayed as it came: IRC
  * names no character set (§2.2). First, coming and going (§3.1). */
 
-/* CAP (IRCv3), which irssi sends first: we offer no capability, and say so. */
-static void cap(struct client *c, char **p, int n)
-{
-    if (strcasecmp(p[0], "LS") == 0 || strcasecmp(p[0], "LIST") == 0)
-        reply(c, "CAP", strcasecmp(p[0], "LS") == 0 ? "LS" : "LIST", "", NULL);
-    else if (strcasecmp(p[0], "REQ") == 0)
-        reply(c, "CAP", "NAK", n > 1 ? p[1] : "", NULL);
-    else if (strcasecmp(p[0], "END") != 0)
-        reply(c, "410", p[0], "Invalid CAP command", NULL);
-}
-
-/* Once NICK and USER are both in, in either order: the welcome burst. */
+/* Once NICK and USER are both in, in either order, and CAP negotiation (if
+ * any) is over: the welcome burst. */
 static void welcome(struct client *c)
 {
     char prefix[PREFIXLEN], text[IRC_MAX_LINE];
-    if (c->u.nick[0] == '\0' || c->u.name[0] == '\0')
+    if (c->u.nick[0] == '\0' || c->u.name[0] == '\0' || c->u.negotiating)
         return;
     c->u.registered = 1;
     c->u.signon = time(NULL);
@@ -346,6 +337,25 @@ static void welcome(struct client *c)
           "NICKLEN=9", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
           "NETWORK=socket-labs", "are supported by this server", NULL);
     reply(c, "422", "MOTD File is missing", NULL);
+}
+
+/* CAP (IRCv3), which irssi sends first: we offer no capability, and say so.
+ * A CAP LS or CAP REQ before registration holds the welcome until CAP END. */
+static void cap(struct client *c, char **p, int n)
+{
+    if (!c->u.registered && (strcasecmp(p[0], "LS") == 0 || strcasecmp(p[0], "REQ") == 0))
+        c->u.negotiating = 1;
+    if (strcasecmp(p[0], "LS") == 0 || strcasecmp(p[0], "LIST") == 0) {
+        reply(c, "CAP", strcasecmp(p[0], "LS") == 0 ? "LS" : "LIST", "", NULL);
+    } else if (strcasecmp(p[0], "REQ") == 0) {
+        reply(c, "CAP", "NAK", n > 1 ? p[1] : "", NULL);
+    } else if (strcasecmp(p[0], "END") == 0) {
+        c->u.negotiating = 0;
+        if (!c->u.registered)
+            welcome(c);
+    } else {
+        reply(c, "410", p[0], "Invalid CAP command", NULL);
+    }
 }
 
 /* NICK: choose a nickname, or change it once registered. */

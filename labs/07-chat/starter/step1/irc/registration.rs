@@ -49,6 +49,7 @@ impl Irc {
             user: None,
             realname: Vec::new(),
             registered: false,
+            negotiating: false,
             invisible: false,
             channels: Vec::new(),
             signon: 0,
@@ -58,9 +59,17 @@ impl Irc {
     }
 
     /// CAP (IRCv3 capability negotiation), which irssi and weechat send
-    /// first: we offer no capability, and say so, so that they go on.
-    pub(super) fn cap(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
-        match &p[0].to_ascii_uppercase()[..] {
+    /// first: we offer no capability, and say so. A CAP LS or CAP REQ before
+    /// registration holds the welcome until CAP END.
+    pub(super) fn cap(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let subcommand = p[0].to_ascii_uppercase();
+        if let Some(user) = self.users.get_mut(&from)
+            && !user.registered
+            && matches!(&subcommand[..], b"LS" | b"REQ")
+        {
+            user.negotiating = true;
+        }
+        match &subcommand[..] {
             b"LS" => self.reply(out, from, "CAP", &[b"LS", b""]),
             b"LIST" => self.reply(out, from, "CAP", &[b"LIST", b""]),
             b"REQ" => self.reply(
@@ -69,7 +78,14 @@ impl Irc {
                 "CAP",
                 &[b"NAK", p.get(1).copied().unwrap_or(b"")],
             ),
-            b"END" => {}
+            b"END" => {
+                if let Some(user) = self.users.get_mut(&from) {
+                    user.negotiating = false;
+                }
+                if !self.is_registered(from) {
+                    self.welcome(out, from);
+                }
+            }
             _ => self.reply(out, from, "410", &[p[0], b"Invalid CAP command"]),
         }
     }
@@ -146,13 +162,13 @@ impl Irc {
         self.welcome(out, from);
     }
 
-    /// Once NICK and USER are both in, in either order: registered, and the
-    /// welcome burst.
+    /// Once NICK and USER are both in, in either order, and CAP negotiation
+    /// (if any) is over: registered, and the welcome burst.
     fn welcome(&mut self, out: &mut dyn Outbox, from: Id) {
         let Some(user) = self.users.get_mut(&from) else {
             return;
         };
-        let (Some(nick), Some(_)) = (user.nick.clone(), &user.user) else {
+        let (Some(nick), Some(_), false) = (user.nick.clone(), &user.user, user.negotiating) else {
             return;
         };
         user.registered = true;
