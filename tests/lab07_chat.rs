@@ -50,6 +50,7 @@ crate::for_rust_and_c!(
     a_limit_with_no_room_for_a_client_is_said_at_once,
     out_of_descriptors_new_connections_are_closed_without_spinning,
     cap_negotiation_holds_the_welcome_until_cap_end,
+    mode_o_tells_an_unknown_nick_from_one_not_on_the_channel,
 );
 
 /// The chat server, in one implementation or the other.
@@ -1187,4 +1188,26 @@ fn cap_negotiation_holds_the_welcome_until_cap_end(twin: Twin) {
     assert!(dave.sync().is_empty());
     dave.login("dave");
     assert_eq!(commands(&dave.welcome())[0], "001");
+}
+
+/// Step: 1
+/// Hint: step 1: MODE is given: `MODE #chan +o nick` answers 401 (no such
+/// nick) for a nick nobody holds, 441 for a user not on the channel (README.md,
+/// "The commands").
+fn mode_o_tells_an_unknown_nick_from_one_not_on_the_channel(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, _carol] = users(&server, ["alice", "carol"]);
+    alice.send("JOIN #room");
+    alice.expect(" 366 ");
+    alice.send("MODE #room +o nobody");
+    assert_eq!(
+        reply(&alice.next(), "401"),
+        ["alice", "nobody", "No such nick/channel"]
+    );
+    alice.send("MODE #room +o CAROL");
+    assert_eq!(
+        reply(&alice.next(), "441"),
+        ["alice", "CAROL", "#room", "They aren't on that channel"]
+    );
+    assert!(alice.sync().is_empty());
 }

@@ -723,6 +723,10 @@ static void mode(struct client *c, char **p, int n)
                 const char *target = p[next++];
                 struct client *u = find_nick(target);
                 struct member *m = u != NULL ? member_of(ch, u) : NULL;
+                if (u == NULL) {
+                    reply(c, "401", target, "No such nick/channel", NULL);
+                    continue;
+                }
                 if (m == NULL) {
                     reply(c, "441", target, ch->name, "They aren't on that channel", NULL);
                     continue;

@@ -301,12 +301,14 @@ impl Irc {
                         self.reply(out, from, "461", &[b"MODE", b"Not enough parameters"]);
                         return;
                     };
-                    let target = self.nicks.get(&fold_bytes(nick)).copied();
+                    let Some(target) = self.nicks.get(&fold_bytes(nick)).copied() else {
+                        self.reply(out, from, "401", &[nick, b"No such nick/channel"]);
+                        continue;
+                    };
                     let Some(channel) = self.channels.get_mut(&key) else {
                         return;
                     };
-                    let Some(member) = channel.members.iter_mut().find(|m| Some(m.id) == target)
-                    else {
+                    let Some(member) = channel.members.iter_mut().find(|m| m.id == target) else {
                         let name = channel.name.clone();
                         self.reply(
                             out,
