@@ -51,6 +51,7 @@ crate::for_rust_and_c!(
     out_of_descriptors_new_connections_are_closed_without_spinning,
     cap_negotiation_holds_the_welcome_until_cap_end,
     mode_o_tells_an_unknown_nick_from_one_not_on_the_channel,
+    user_with_an_empty_real_name_gets_461,
 );
 
 /// The chat server, in one implementation or the other.
@@ -1210,4 +1211,23 @@ fn mode_o_tells_an_unknown_nick_from_one_not_on_the_channel(twin: Twin) {
         ["alice", "CAROL", "#room", "They aren't on that channel"]
     );
     assert!(alice.sync().is_empty());
+}
+
+/// Step: 1
+/// Hint: step 1: USER is given: `USER name * * :` with an empty real name
+/// lacks a parameter, 461, and does not register (README.md, "Registration").
+fn user_with_an_empty_real_name_gets_461(twin: Twin) {
+    let server = start(twin, &[]);
+    let mut bob = Irc::connect(&server);
+    bob.send("NICK bob");
+    bob.send("USER bob * * :");
+    assert_eq!(
+        reply(&bob.next(), "461"),
+        ["bob", "USER", "Not enough parameters"]
+    );
+    assert!(bob.sync().is_empty());
+    bob.send("JOIN #early");
+    assert_eq!(reply(&bob.next(), "451")[0], "bob");
+    bob.send("USER bob * * :Bob");
+    assert_eq!(commands(&bob.welcome())[0], "001");
 }

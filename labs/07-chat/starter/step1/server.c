@@ -391,6 +391,10 @@ static void user(struct client *c, char **p, int n)
 {
     size_t k = 0;
     (void)n;
+    if (p[3][0] == '\0') { /* USER name * * : an empty real name lacks a parameter too */
+        reply(c, "461", "USER", "Not enough parameters", NULL);
+        return;
+    }
     if (c->u.registered) {
         reply(c, "462", "You may not reregister", NULL);
         return;

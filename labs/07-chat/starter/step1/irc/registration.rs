@@ -143,6 +143,11 @@ impl Irc {
 
     /// `USER <user> <mode> <unused> :<realname>` (RFC 2812 §3.1.3).
     pub(super) fn user(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        // `USER name * * :`, an empty real name, lacks a parameter too.
+        if p[3].is_empty() {
+            self.reply(out, from, "461", &[b"USER", b"Not enough parameters"]);
+            return;
+        }
         if self.is_registered(from) {
             self.reply(out, from, "462", &[b"You may not reregister"]);
             return;
