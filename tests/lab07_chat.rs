@@ -52,6 +52,7 @@ crate::for_rust_and_c!(
     cap_negotiation_holds_the_welcome_until_cap_end,
     mode_o_tells_an_unknown_nick_from_one_not_on_the_channel,
     user_with_an_empty_real_name_gets_461,
+    an_invisible_user_is_left_out_of_who_but_for_its_channel_peers,
 );
 
 /// The chat server, in one implementation or the other.
@@ -1230,4 +1231,42 @@ fn user_with_an_empty_real_name_gets_461(twin: Twin) {
     assert_eq!(reply(&bob.next(), "451")[0], "bob");
     bob.send("USER bob * * :Bob");
     assert_eq!(commands(&bob.welcome())[0], "001");
+}
+
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
+/// Step: 2
+/// Hint: step 2: WHO * and WHO mask leave out a user with mode +i unless it is
+/// the asker or shares a channel with the asker; WHO #chan lists every member
+/// (README.md, "The commands").
+fn an_invisible_user_is_left_out_of_who_but_for_its_channel_peers(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+    alice.send("MODE alice +i");
+    assert_eq!(alice.next(), ":alice MODE alice +i");
+    let who_nicks = |irc: &mut Irc, mask: &str| -> Vec<String> {
+        irc.send(&format!("WHO {mask}"));
+        let who = irc.sync();
+        assert_eq!(reply(who.last().expect("315"), "315")[1], mask, "{who:?}");
+        let mut nicks: Vec<String> = replies(&who, "352")
+            .into_iter()
+            .map(|p| p[5].clone())
+            .collect();
+        nicks.sort();
+        nicks
+    };
+    // carol shares no channel with alice: alice is not there for her.
+    assert_eq!(who_nicks(&mut carol, "*"), ["bob", "carol"]);
+    assert_eq!(who_nicks(&mut carol, "al*"), Vec::<String>::new());
+    assert_eq!(who_nicks(&mut carol, "0"), ["bob", "carol"]);
+    // bob shares #room with her; alice always sees herself.
+    assert_eq!(who_nicks(&mut bob, "*"), ["alice", "bob", "carol"]);
+    assert_eq!(who_nicks(&mut bob, "al*"), ["alice"]);
+    assert_eq!(who_nicks(&mut alice, "*"), ["alice", "bob", "carol"]);
+    // A channel's members are listed to anyone, as before.
+    assert_eq!(who_nicks(&mut carol, "#room"), ["alice", "bob"]);
+    // Once she is visible again, carol sees her.
+    alice.send("MODE alice -i");
+    assert_eq!(alice.next(), ":alice MODE alice -i");
+    assert_eq!(who_nicks(&mut carol, "al*"), ["alice"]);
 }

@@ -77,7 +77,8 @@ struct User {
     /// CAP LS or CAP REQ came before registration: the welcome waits for
     /// CAP END (IRCv3 capability negotiation).
     negotiating: bool,
-    /// User mode +i: kept and reported, changes nothing here.
+    /// User mode +i: `WHO *` and `WHO mask` list the user only to itself
+    /// and to those who share a channel with it.
     invisible: bool,
     /// The channels joined, in order (folded names, keys of `Irc::channels`).
     channels: Vec<Vec<u8>>,

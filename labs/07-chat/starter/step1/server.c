@@ -70,12 +70,12 @@ struct user {
     char realname[IRC_MAX_LINE];
     int registered;
     int negotiating; /* CAP LS or REQ before registration: no welcome until CAP END */
-    int invisible; /* user mode +i: kept and reported, changes nothing here */
+    int invisible; /* user mode +i: WHO * lists it only to itself and its peers */
     struct channel *channels[MAX_CHANNELS]; /* in the order joined */
     int nchannels;
     time_t signon;          /* when it registered, and (ms) when it last spoke */
     long long last_message; /* (PRIVMSG, NOTICE): WHOIS shows both (317) */
-    int mark;               /* shares a channel with the one relay_to_peers() relays */
+    int mark;               /* shares a channel with a given client: mark_peers() */
 };
 
 /* One client's connection: its socket, its two buffers, its clock; and its user. */
@@ -222,13 +222,20 @@ static const char *prefix_of(const struct client *c, char *out)
     return out;
 }
 
-/* Queues line for everyone who shares a channel with c, once each, in the
- * order they came: marked through c's channels. */
-static void relay_to_peers(struct client *c, const char *line, size_t len)
+/* Marks everyone who shares a channel with c (c too, if on one): the
+ * caller goes through client[] and clears each mark. */
+static void mark_peers(struct client *c)
 {
     for (int k = 0; k < c->u.nchannels; k++)
         for (int j = 0; j < c->u.channels[k]->nmembers; j++)
             c->u.channels[k]->member[j].c->u.mark = 1;
+}
+
+/* Queues line for everyone who shares a channel with c, once each, in the
+ * order they came. */
+static void relay_to_peers(struct client *c, const char *line, size_t len)
+{
+    mark_peers(c);
     for (int i = 0; i < nclients; i++) {
         if (client[i]->u.mark && client[i] != c)
             queue(client[i], line, len);
@@ -656,7 +663,7 @@ static void topic(struct client *c, char **p, int n)
 
 /* ---- questions: WHO, WHOIS, a user's MODE, LUSERS (§3.5, §3.6) */
 
-/* MODE nick [changes]: a user's own modes, +i only, kept but without effect. */
+/* MODE nick [changes]: a user's own modes, +i only (invisible: see who()). */
 static void user_mode(struct client *c, char **p, int n)
 {
     int before = c->u.invisible, adding = 1, unknown = 0;
@@ -746,19 +753,23 @@ static void who_row(struct client *c, const struct user *u, const char *channel,
     reply(c, "352", channel, u->name, u->host, server_name, u->nick, op ? "H@" : "H", last, NULL);
 }
 
-/* WHO [mask]: a 352 per user matching (`#chan`: its members), then 315. */
+/* WHO [mask]: a 352 per user matching (`#chan`: its members; otherwise not
+ * the invisible who share no channel with c), then 315. */
 static void who(struct client *c, char **p, int n)
 {
     const char *mask = n > 0 ? p[0] : "*";
     struct channel *ch = mask[0] == '#' ? find_channel(mask) : NULL;
     for (int j = 0; ch != NULL && j < ch->nmembers; j++)
         who_row(c, &ch->member[j].c->u, ch->name, ch->member[j].operator);
+    if (mask[0] != '#')
+        mark_peers(c); /* an invisible user (+i) is listed only to itself and its peers */
     for (int i = 0; mask[0] != '#' && i < nclients; i++) {
-        const struct user *u = &client[i]->u;
-        if (u->registered &&
+        struct user *u = &client[i]->u;
+        if (u->registered && (!u->invisible || u->mark || client[i] == c) &&
             (strcmp(mask, "0") == 0 || irc_mask_matches(mask, u->nick) ||
              irc_mask_matches(mask, u->host) || irc_mask_matches(mask, u->realname)))
             who_row(c, u, "*", 0);
+        u->mark = 0;
     }
     reply(c, "315", mask, "End of WHO list", NULL);
 }

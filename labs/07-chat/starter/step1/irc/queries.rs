@@ -7,7 +7,8 @@ use super::{Id, Irc, Outbox, User};
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
-    /// `#chan`; `*` or nothing for everyone), then 315 repeating the mask.
+    /// `#chan`; `*` or nothing for everyone, but the invisible who share no
+    /// channel with the asker), then 315 repeating the mask.
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
@@ -34,7 +35,13 @@ impl Irc {
                 }
             }
         } else {
-            for user in self.users.values().filter(|u| u.registered) {
+            // An invisible user (+i) is listed only to itself and to those
+            // who share a channel with it.
+            let peers = self.peers(from);
+            let listed = self.users.iter().filter(|&(id, u)| {
+                u.registered && (!u.invisible || *id == from || peers.contains(id))
+            });
+            for (_, user) in listed {
                 let nick = user.nick.as_deref().unwrap_or("");
                 if mask == b"0"
                     || mask_matches(mask, nick.as_bytes())
@@ -95,8 +102,8 @@ impl Irc {
         self.reply(out, from, "318", &[nick, b"End of /WHOIS list"]);
     }
 
-    /// `MODE nick [changes]`: a user's own modes, +i only, kept but without
-    /// effect.
+    /// `MODE nick [changes]`: a user's own modes, +i only (invisible: see
+    /// WHO).
     pub(super) fn user_mode(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(user) = self.users.get(&from) else {
             return;

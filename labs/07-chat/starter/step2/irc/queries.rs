@@ -11,7 +11,8 @@ use super::{Id, Irc, Outbox, User};
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
-    /// `#chan`; `*` or nothing for everyone), then 315 repeating the mask.
+    /// `#chan`; `*` or nothing for everyone, but the invisible who share no
+    /// channel with the asker), then 315 repeating the mask.
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
@@ -32,8 +33,9 @@ impl Irc {
         // TODO `#chan` (self.channels, by fold_bytes): a row per member, with the
         // channel's name and the member's operator status; any other mask: a
         // row per registered user, channel "*", whose nick, host or realname
-        // the mask matches (mask_matches), every one for mask "0"; then 315
-        // (mask) "End of WHO list"
+        // the mask matches (mask_matches), every one for mask "0", but not an
+        // invisible one (+i, user.invisible) other than `from` that shares no
+        // channel with it (self.peers(from)); then 315 (mask) "End of WHO list"
         socket_labs::todo("WHO");
     }
 
@@ -72,8 +74,8 @@ impl Irc {
         socket_labs::todo("WHOIS");
     }
 
-    /// `MODE nick [changes]`: a user's own modes, +i only, kept but without
-    /// effect.
+    /// `MODE nick [changes]`: a user's own modes, +i only (invisible: see
+    /// WHO).
     pub(super) fn user_mode(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(user) = self.users.get(&from) else {
             return;
