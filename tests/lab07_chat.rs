@@ -850,7 +850,10 @@ fn a_silent_client_is_pinged_then_dropped(twin: Twin) {
         ":quiet!quiet@127.0.0.1 QUIT :Ping timeout: 1 seconds"
     );
     server.expect(" ping timeout: ");
-    assert!(chatty.sync().is_empty());
+    // Still there: nothing but the server's PINGs, which it answers (a slow
+    // machine may take a second more, and chatty is pinged again).
+    let since = chatty.sync();
+    assert!(since.iter().all(|l| l.contains(" PING ")), "{since:?}");
 }
 
 /// Sends one byte (`x`, never a newline) every 0.3 s on `irc`'s connection
