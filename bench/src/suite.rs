@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::load::{self, Config, Mode, Report};
+use crate::output::thousands;
 use crate::server::Server;
 
 /// One server design: a lab, and the options it runs with.
@@ -210,15 +211,15 @@ impl Plan {
         {
             return Some(format!(
                 "skipped: quick run (a process per connection: {} processes)",
-                thousands(point.conns + point.idle)
+                thousands((point.conns + point.idle) as f64)
             ));
         }
         let needed = config(self, point, setup.threads).descriptors_needed();
         if needed > setup.descriptors {
             return Some(format!(
                 "skipped: needs about {} descriptors, the limit is {} (ulimit -n, bench/README.md)",
-                thousands(needed as usize),
-                thousands(setup.descriptors as usize)
+                thousands(needed as f64),
+                thousands(setup.descriptors as f64)
             ));
         }
         None
@@ -253,19 +254,6 @@ impl Plan {
         points.sort_by_key(|p| p.conns + p.idle);
         points
     }
-}
-
-/// 10000 as 10,000.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Why a design cannot run a point, if it cannot.
@@ -378,8 +366,8 @@ pub fn run(plan: &Plan, setup: &Setup, mut progress: impl FnMut(&str)) -> Result
         progress(&format!(
             "the limit on open descriptors is {}: the points that need more are skipped \
              (about {} for all: ulimit -n {}, see bench/README.md)",
-            thousands(setup.descriptors as usize),
-            thousands(most as usize),
+            thousands(setup.descriptors as f64),
+            thousands(most as f64),
             most.next_multiple_of(1000)
         ));
     }

@@ -654,15 +654,7 @@ pub fn student_program(prog: &str) -> Option<String> {
 macro_rules! for_rust_and_c {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[test]
-            fn rust() {
-                super::$name($crate::common::Twin::Rust)
-            }
-
-            #[test]
-            fn c() {
-                super::$name($crate::common::Twin::C)
-            }
+            $crate::rust_and_c_tests!($name);
 
             #[test]
             #[ignore = "make check LAB=... runs it against a student's programs"]
@@ -671,6 +663,34 @@ macro_rules! for_rust_and_c {
             }
         }
     )+};
+}
+
+/// `for_the_twins!(a_test, another)`: `a_test::rust` and `a_test::c` only,
+/// for the tests of a program students do not write (lab 06's link): no
+/// `::student` variant, so `make check` does not grade it.
+#[macro_export]
+macro_rules! for_the_twins {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            $crate::rust_and_c_tests!($name);
+        }
+    )+};
+}
+
+/// The two tests of `fn NAME(twin: Twin)` (for the macros above).
+#[macro_export]
+macro_rules! rust_and_c_tests {
+    ($name:ident) => {
+        #[test]
+        fn rust() {
+            super::$name($crate::common::Twin::Rust)
+        }
+
+        #[test]
+        fn c() {
+            super::$name($crate::common::Twin::C)
+        }
+    };
 }
 
 /// The path of a C twin, labs/LAB/PROG-c. Fails (a missing twin must not
