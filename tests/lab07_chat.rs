@@ -53,6 +53,7 @@ crate::for_rust_and_c!(
     mode_o_tells_an_unknown_nick_from_one_not_on_the_channel,
     user_with_an_empty_real_name_gets_461,
     an_invisible_user_is_left_out_of_who_but_for_its_channel_peers,
+    thirty_character_nicks_keep_names_who_and_whois_within_512_bytes,
 );
 
 /// The chat server, in one implementation or the other.
@@ -135,7 +136,7 @@ fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     assert_eq!(info[1], NAME);
     assert!(!info[3].is_empty() && !info[4].is_empty(), "{info:?}");
     let isupport = reply(&burst[4], "005");
-    for token in ["CHANTYPES=#", "NICKLEN=9", "CASEMAPPING=rfc1459"] {
+    for token in ["CHANTYPES=#", "NICKLEN=30", "CASEMAPPING=rfc1459"] {
         assert!(
             isupport.iter().any(|t| t == token),
             "{token} in {isupport:?}"
@@ -209,13 +210,15 @@ fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
     assert_eq!(reply(&other.next(), "433")[1], "{X}");
     other.send("NICK");
     assert_eq!(reply(&other.next(), "431")[0], "*");
-    for bad in ["2pac", "abcdefghij", "a.b", "-x"] {
+    let long = "abcdefghij".repeat(3); // 30 characters: NICKLEN=30 in 005
+    let too_long = format!("{long}x");
+    for bad in ["2pac", &too_long, "a.b", "-x"] {
         other.send(&format!("NICK {bad}"));
         assert_eq!(reply(&other.next(), "432")[..2], ["*", bad]);
     }
-    other.send("NICK abcdefghi"); // 9 characters: the most RFC 2812 allows
-    other.send("USER nine 0 * :Nine");
-    assert_eq!(reply(&other.next(), "001")[0], "abcdefghi");
+    other.send(&format!("NICK {long}")); // more than RFC 2812's 9, as ngIRCd
+    other.send("USER thirty 0 * :Thirty");
+    assert_eq!(reply(&other.next(), "001")[0], long);
     other.welcome();
 
     // A nick is free again once its owner has gone.
@@ -225,7 +228,7 @@ fn nicknames_follow_the_rules_and_are_unique_whatever_their_case(twin: Twin) {
     other.send("NICK Alice");
     assert_eq!(
         other.expect(" NICK "),
-        ":abcdefghi!nine@127.0.0.1 NICK Alice"
+        format!(":{long}!thirty@127.0.0.1 NICK Alice")
     );
 }
 
@@ -486,6 +489,60 @@ fn the_names_of_a_big_channel_span_several_lines_of_512_bytes(twin: Twin) {
     assert_eq!(names[150], "late");
     late.send("WHO #big");
     assert_eq!(replies(&late.sync(), "352").len(), 151);
+}
+
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
+/// Step: 2
+/// Hint: step 2: nicks have up to 30 characters (NICKLEN): NAMES goes over as
+/// many 353 lines as it takes, and no reply passes 512 bytes (README.md,
+/// "Write it yourself", step 2).
+fn thirty_character_nicks_keep_names_who_and_whois_within_512_bytes(twin: Twin) {
+    let server = start(twin, &[]);
+    let mut crowd: Vec<Irc> = (0..40)
+        .map(|n| Irc::register(&server, &format!("n{n:02}{}", "x".repeat(27))).0)
+        .collect();
+    for member in &mut crowd {
+        member.send("JOIN #wide");
+    }
+    crowd[39].expect(" 366 ");
+    // The longest nick, user name and real name a client may send.
+    let nick = format!("w{}", "y".repeat(29));
+    let mut wide = Irc::connect(&server);
+    wide.nick = nick.clone();
+    wide.send(&format!(
+        "NICK {nick}\r\nUSER wide 0 * :{}",
+        "r".repeat(480)
+    ));
+    assert!(wide.welcome().iter().all(|l| l.len() + 2 <= 512));
+    wide.send("JOIN #wide");
+    let joined = wide.until(" 366 ");
+    assert!(joined.iter().all(|l| l.len() + 2 <= 512), "{joined:?}");
+    let names: Vec<String> = replies(&joined, "353")
+        .iter()
+        .flat_map(|p| p[3].split(' ').map(String::from).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(names.len(), 41, "{joined:?}");
+    assert_eq!(names[0], format!("@n00{}", "x".repeat(27)));
+    assert_eq!(names[40], nick);
+
+    for command in [
+        "WHO #wide",
+        &format!("WHO {nick}"),
+        &format!("WHOIS {nick}"),
+    ] {
+        wide.send(command);
+        let lines = wide.sync();
+        assert!(
+            lines.iter().all(|l| l.len() + 2 <= 512),
+            "{command}: {lines:?}"
+        );
+    }
+    wide.send(&format!("WHO {nick}"));
+    let who = reply(&wide.sync()[0], "352");
+    assert_eq!(who[5], nick);
+    assert!(who[7].starts_with("0 rrr"), "{who:?}");
+    crowd[0].send(&format!("WHOIS {nick}"));
+    assert_eq!(reply(&crowd[0].expect(" 311 "), "311")[1], nick);
 }
 
 /// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case

@@ -48,7 +48,7 @@ static const char usage[] =
 
 #define VERSION "socket-labs-0.1.0" /* the Rust server's Cargo version, for 002 and 004 */
 #define MAX_QUEUED (256 * 1024) /* a client's output queue: past it, "too slow" */
-#define NICKLEN 9      /* RFC 2812 §1.2.1 */
+#define NICKLEN 30     /* RFC 2812 §1.2.1 says 9; today's servers allow 30 */
 #define USERLEN 10     /* the longest user name kept from USER */
 #define CHANNELLEN 50  /* '#' included (RFC 2812 §1.3) */
 #define TOPICLEN 390   /* bytes */
@@ -347,7 +347,7 @@ static void welcome(struct client *c)
     send_to(c, server_name, "004", info, 5, 0);
     /* What a real client reads from 005 (RPL_ISUPPORT) to learn our rules. */
     reply(c, "005", "CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANLIMIT=#:20", "CHANNELLEN=50",
-          "NICKLEN=9", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
+          "NICKLEN=30", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
           "NETWORK=socket-labs", "are supported by this server", NULL);
     reply(c, "422", "MOTD File is missing", NULL);
 }

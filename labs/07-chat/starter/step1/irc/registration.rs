@@ -13,8 +13,9 @@ use super::{Id, Irc, Outbox, User, log_bytes};
 
 /// What 002 and 004 say the server runs.
 const VERSION: &str = concat!("socket-labs-", env!("CARGO_PKG_VERSION"));
-/// RFC 2812 §1.2.1: nicknames have at most 9 characters.
-const NICKLEN: usize = 9;
+/// The longest nickname: RFC 2812 §1.2.1 says 9, today's servers allow more
+/// (ngIRCd, like many, 30) and say so in 005.
+const NICKLEN: usize = 30;
 /// The longest user name kept from USER.
 const USERLEN: usize = 10;
 
@@ -24,7 +25,7 @@ const ISUPPORT: &[&[u8]] = &[
     b"CHANTYPES=#",
     b"CHANLIMIT=#:20",
     b"CHANNELLEN=50",
-    b"NICKLEN=9",
+    b"NICKLEN=30",
     b"TOPICLEN=390",
     b"PREFIX=(o)@",
     b"TARGMAX=PRIVMSG:4,NOTICE:4",
