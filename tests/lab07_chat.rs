@@ -54,6 +54,7 @@ crate::for_rust_and_c!(
     user_with_an_empty_real_name_gets_461,
     an_invisible_user_is_left_out_of_who_but_for_its_channel_peers,
     thirty_character_nicks_keep_names_who_and_whois_within_512_bytes,
+    away_is_told_to_senders_whois_who_and_userhost,
 );
 
 /// The chat server, in one implementation or the other.
@@ -1335,4 +1336,61 @@ fn an_invisible_user_is_left_out_of_who_but_for_its_channel_peers(twin: Twin) {
     alice.send("MODE alice -i");
     assert_eq!(alice.next(), ":alice MODE alice -i");
     assert_eq!(who_nicks(&mut carol, "al*"), ["alice"]);
+}
+
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
+/// Step: 2
+/// Hint: step 2: AWAY is given (306, 305); a PRIVMSG to an away user sends
+/// 301 back to its sender (not for a NOTICE), WHOIS adds 301, WHO flags it G
+/// for H, USERHOST says `-` for `+` (README.md, "The commands").
+fn away_is_told_to_senders_whois_who_and_userhost(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+    bob.send("AWAY :gone fishing");
+    assert_eq!(
+        reply(&bob.next(), "306"),
+        ["bob", "You have been marked as being away"]
+    );
+
+    alice.send("PRIVMSG bob :hi");
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG bob :hi");
+    assert_eq!(
+        reply(&alice.next(), "301"),
+        ["alice", "bob", "gone fishing"]
+    );
+    alice.send("NOTICE bob :psst"); // a NOTICE is never answered
+    alice.send("PRIVMSG #room :all"); // nor a message to a channel
+    assert!(alice.sync().is_empty());
+    assert_eq!(commands(&bob.sync()), ["NOTICE", "PRIVMSG"]);
+
+    carol.send("WHOIS bob");
+    let whois = carol.until(" 318 ");
+    assert_eq!(replies(&whois, "301"), [["carol", "bob", "gone fishing"]]);
+    carol.send("WHO #room");
+    let who = replies(&carol.sync(), "352");
+    let flags: Vec<&str> = who.iter().map(|p| p[6].as_str()).collect();
+    assert_eq!(flags, ["H@", "G"], "{who:?}");
+    carol.send("USERHOST bob nobody ALICE");
+    assert_eq!(
+        reply(&carol.next(), "302"),
+        ["carol", "bob=-bob@127.0.0.1 alice=+alice@127.0.0.1"]
+    );
+    // Five nicks at most; none known: an empty 302.
+    carol.send("USERHOST x1 x2 x3 x4 x5 carol");
+    assert_eq!(reply(&carol.next(), "302"), ["carol", ""]);
+    carol.send("USERHOST");
+    assert_eq!(reply(&carol.next(), "461")[..2], ["carol", "USERHOST"]);
+
+    bob.send("AWAY");
+    assert_eq!(
+        reply(&bob.next(), "305"),
+        ["bob", "You are no longer marked as being away"]
+    );
+    alice.send("PRIVMSG bob :back?");
+    assert!(alice.sync().is_empty());
+    carol.send("WHO bob");
+    assert_eq!(reply(&carol.sync()[0], "352")[6], "H");
+    carol.send("USERHOST bob");
+    assert_eq!(reply(&carol.next(), "302")[1], "bob=+bob@127.0.0.1");
 }

@@ -76,7 +76,12 @@ impl Irc {
                 let to = self.nicks.get(&fold_bytes(target)).copied();
                 match to.and_then(|id| Some((id, self.users.get(&id)?))) {
                     Some((id, user)) if user.registered => {
-                        out.queue(id, &relay(user.nick().as_bytes()));
+                        let nick = user.nick().as_bytes();
+                        out.queue(id, &relay(nick));
+                        // 301 RPL_AWAY: the sender learns the user is away.
+                        if let Some(away) = user.away.as_ref().filter(|_| !notice) {
+                            self.reply(out, from, "301", &[nick, away]);
+                        }
                         None
                     }
                     _ => Some(("401", b"No such nick/channel")),

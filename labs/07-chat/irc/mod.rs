@@ -11,7 +11,7 @@
 //!   QUIT; a connection that comes and goes
 //! - messages.rs: PRIVMSG and NOTICE, to a nick, a channel or everyone
 //! - channels.rs: JOIN, PART, NAMES, LIST, TOPIC and a channel's MODE
-//! - queries.rs: WHO, WHOIS, a user's MODE, LUSERS
+//! - queries.rs: WHO, WHOIS, USERHOST, AWAY, a user's MODE, LUSERS
 //!
 //! Each command answers its sender with numerics (`:server 001 alice
 //! :...`, RFC 2812 §5) and may relay a line to others with the sender's
@@ -80,6 +80,9 @@ struct User {
     /// User mode +i: `WHO *` and `WHO mask` list the user only to itself
     /// and to those who share a channel with it.
     invisible: bool,
+    /// AWAY's text while the user is away: a PRIVMSG to it gets 301 back,
+    /// WHOIS shows it, WHO says `G` (gone) for `H` (here).
+    away: Option<Vec<u8>>,
     /// The channels joined, in order (folded names, keys of `Irc::channels`).
     channels: Vec<Vec<u8>>,
     /// Registration time, seconds since 1970, and the last PRIVMSG or
@@ -141,7 +144,7 @@ impl Irc {
         }
         let needed = match &command[..] {
             b"USER" => 4,
-            b"CAP" | b"PING" | b"JOIN" | b"PART" | b"TOPIC" | b"MODE" => 1,
+            b"CAP" | b"PING" | b"JOIN" | b"PART" | b"TOPIC" | b"MODE" | b"USERHOST" => 1,
             _ => 0,
         };
         if p.len() < needed {
@@ -166,6 +169,8 @@ impl Irc {
             b"MODE" => self.user_mode(out, from, p),
             b"WHO" => self.who(out, from, p),
             b"WHOIS" => self.whois(out, from, p),
+            b"USERHOST" => self.userhost(out, from, p),
+            b"AWAY" => self.away(out, from, p),
             b"MOTD" => self.reply(out, from, "422", &[b"MOTD File is missing"]),
             b"LUSERS" => self.lusers(out, from),
             _ => self.reply(out, from, "421", &[msg.command, b"Unknown command"]),

@@ -57,6 +57,7 @@ static const char usage[] =
 #define TOPICLEN 390   /* bytes */
 #define MAX_CHANNELS 20 /* per user: with the descriptor limit, bounds the channels */
 #define MAX_TARGETS 4   /* per PRIVMSG: each `$*` is a copy for every user */
+#define MAX_USERHOST 5  /* nicks per USERHOST (RFC 2812 §4.8) */
 #define MAX_REPLY 15    /* parameters of a reply */
 #define PREFIXLEN (NICKLEN + USERLEN + INET6_ADDRSTRLEN + 3) /* nick!user@host */
 
@@ -71,6 +72,7 @@ struct user {
     int registered;
     int negotiating; /* CAP LS or REQ before registration: no welcome until CAP END */
     int invisible; /* user mode +i: WHO * lists it only to itself and its peers */
+    char away[IRC_MAX_LINE]; /* AWAY's text, "" when here: 301, WHO's G */
     struct channel *channels[MAX_CHANNELS]; /* in the order joined */
     int nchannels;
     time_t signon;          /* when it registered, and (ms) when it last spoke */
@@ -484,6 +486,8 @@ static void message(struct client *c, const char *command, char **p, int n)
         } else if (to != NULL && to->u.registered) {
             params[0] = to->u.nick;
             send_to(to, prefix, command, params, 2, 1);
+            if (!is_notice && to->u.away[0] != '\0') /* 301 RPL_AWAY, to the sender */
+                reply(c, "301", to->u.nick, to->u.away, NULL);
         } else if (is_notice) {
             continue;
         } else if (ch != NULL) { /* only members may speak in a channel (mode +n, always) */
@@ -749,8 +753,10 @@ static void mode(struct client *c, char **p, int n)
 static void who_row(struct client *c, const struct user *u, const char *channel, int op)
 {
     char last[IRC_MAX_LINE + 2];
+    const char *flags[2][2] = { { "H", "H@" }, { "G", "G@" } }; /* here or gone (AWAY), operator */
     snprintf(last, sizeof last, "0 %s", u->realname);
-    reply(c, "352", channel, u->name, u->host, server_name, u->nick, op ? "H@" : "H", last, NULL);
+    reply(c, "352", channel, u->name, u->host, server_name, u->nick,
+          flags[u->away[0] != '\0'][op != 0], last, NULL);
 }
 
 /* WHO [mask]: a 352 per user matching (`#chan`: its members; otherwise not
@@ -791,6 +797,8 @@ static void whois(struct client *c, char **p, int n)
     const struct user *u = &who->u;
     reply(c, "311", u->nick, u->name, u->host, "*", u->realname, NULL);
     reply(c, "312", u->nick, server_name, "socket-labs chat server, lab 07", NULL);
+    if (u->away[0] != '\0')
+        reply(c, "301", u->nick, u->away, NULL);
     for (int k = 0; k < u->nchannels; k++) {
         struct member *m = member_of(u->channels[k], who);
         w += sprintf(w, " %s%s", m != NULL && m->operator ? "@" : "", u->channels[k]->name);
@@ -802,6 +810,30 @@ static void whois(struct client *c, char **p, int n)
     snprintf(signon, sizeof signon, "%lld", (long long)u->signon);
     reply(c, "317", u->nick, idle, signon, "seconds idle, signon time", NULL);
     reply(c, "318", u->nick, "End of /WHOIS list", NULL);
+}
+
+/* USERHOST nick [nick...]: one 302 with nick=+user@host for each of the
+ * first five nicks in use (- for + when away), none for the others. */
+static void userhost(struct client *c, char **p, int n)
+{
+    char words[MAX_USERHOST * (PREFIXLEN + 2) + 1] = "", *w = words;
+    for (int k = 0; k < n && k < MAX_USERHOST; k++) {
+        struct client *who = find_nick(p[k]);
+        if (who != NULL && who->u.registered)
+            w += sprintf(w, "%s%s=%c%s@%s", w == words ? "" : " ", who->u.nick,
+                         who->u.away[0] != '\0' ? '-' : '+', who->u.name, who->u.host);
+    }
+    reply(c, "302", words, NULL);
+}
+
+/* AWAY [:text]: with a text, away (306) until an AWAY without one (305). */
+static void away(struct client *c, char **p, int n)
+{
+    snprintf(c->u.away, sizeof c->u.away, "%s", n > 0 ? p[0] : "");
+    if (c->u.away[0] != '\0')
+        reply(c, "306", "You have been marked as being away", NULL);
+    else
+        reply(c, "305", "You are no longer marked as being away", NULL);
 }
 
 static void motd(struct client *c, char **p, int n)
@@ -842,7 +874,7 @@ static const struct command {
     { "JOIN", 1, 0, join },     { "PART", 1, 0, part },       { "NAMES", 0, 0, names },
     { "LIST", 0, 0, list },     { "TOPIC", 1, 0, topic },     { "MODE", 1, 0, mode },
     { "WHO", 0, 0, who },       { "WHOIS", 0, 0, whois },     { "MOTD", 0, 0, motd },
-    { "LUSERS", 0, 0, lusers },
+    { "LUSERS", 0, 0, lusers }, { "USERHOST", 1, 0, userhost }, { "AWAY", 0, 0, away },
 };
 
 /* Handles one line from c (CR LF or LF included). */

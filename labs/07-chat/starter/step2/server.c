@@ -57,6 +57,7 @@ static const char usage[] =
 #define TOPICLEN 390   /* bytes */
 #define MAX_CHANNELS 20 /* per user: with the descriptor limit, bounds the channels */
 #define MAX_TARGETS 4   /* per PRIVMSG: each `$*` is a copy for every user */
+#define MAX_USERHOST 5  /* nicks per USERHOST (RFC 2812 §4.8) */
 #define MAX_REPLY 15    /* parameters of a reply */
 #define PREFIXLEN (NICKLEN + USERLEN + INET6_ADDRSTRLEN + 3) /* nick!user@host */
 
@@ -71,6 +72,7 @@ struct user {
     int registered;
     int negotiating; /* CAP LS or REQ before registration: no welcome until CAP END */
     int invisible; /* user mode +i: WHO * lists it only to itself and its peers */
+    char away[IRC_MAX_LINE]; /* AWAY's text, "" when here: 301, WHO's G */
     struct channel *channels[MAX_CHANNELS]; /* in the order joined */
     int nchannels;
     time_t signon;          /* when it registered, and (ms) when it last spoke */
@@ -487,7 +489,9 @@ static void message(struct client *c, const char *command, char **p, int n)
             params[0] = ch->name;
             tell_channel(ch, c, line, irc_format(line, prefix, command, params, 2, 1));
         } else if (to != NULL && to->u.registered) {
-            /* TODO the line to `to`, with its own nick as the target (send_to) */
+            /* TODO the line to `to`, with its own nick as the target (send_to); then,
+             * not for a NOTICE, if `to` is away (to->u.away not ""), 301 RPL_AWAY
+             * to->u.nick to->u.away back to c */
             todo("PRIVMSG to a nick");
         } else if (is_notice) {
             continue;
@@ -754,8 +758,10 @@ static void mode(struct client *c, char **p, int n)
 static void who_row(struct client *c, const struct user *u, const char *channel, int op)
 {
     char last[IRC_MAX_LINE + 2];
+    const char *flags[2][2] = { { "H", "H@" }, { "G", "G@" } }; /* here or gone (AWAY), operator */
     snprintf(last, sizeof last, "0 %s", u->realname);
-    reply(c, "352", channel, u->name, u->host, server_name, u->nick, op ? "H@" : "H", last, NULL);
+    reply(c, "352", channel, u->name, u->host, server_name, u->nick,
+          flags[u->away[0] != '\0'][op != 0], last, NULL);
 }
 
 /* WHO [mask]: a 352 per user matching (`#chan`: its members; otherwise not
@@ -788,12 +794,37 @@ static void whois(struct client *c, char **p, int n)
         return;
     }
     /* TODO the replies, each with the nick first: 311 (user name, host, "*",
-     * realname); 312 server_name "socket-labs chat server, lab 07"; 319 (reply_list
-     * of its channels, " @#a #b" in words); 338 RPL_WHOISACTUALLY, the address and
+     * realname); 312 server_name "socket-labs chat server, lab 07"; if away
+     * (who->u.away not ""), 301 RPL_AWAY (the away text); 319 (reply_list of its
+     * channels, " @#a #b" in words); 338 RPL_WHOISACTUALLY, the address and
      * port it connects from (who->peer) "is actually using this address and port";
      * 317 (idle seconds since who->u.last_message, who->u.signon) "seconds idle, signon
      * time"; 318 "End of /WHOIS list" */
     todo("WHOIS");
+}
+
+/* USERHOST nick [nick...]: one 302 with nick=+user@host for each of the
+ * first five nicks in use (- for + when away), none for the others. */
+static void userhost(struct client *c, char **p, int n)
+{
+    char words[MAX_USERHOST * (PREFIXLEN + 2) + 1] = "", *w = words;
+    for (int k = 0; k < n && k < MAX_USERHOST; k++) {
+        struct client *who = find_nick(p[k]);
+        if (who != NULL && who->u.registered)
+            w += sprintf(w, "%s%s=%c%s@%s", w == words ? "" : " ", who->u.nick,
+                         who->u.away[0] != '\0' ? '-' : '+', who->u.name, who->u.host);
+    }
+    reply(c, "302", words, NULL);
+}
+
+/* AWAY [:text]: with a text, away (306) until an AWAY without one (305). */
+static void away(struct client *c, char **p, int n)
+{
+    snprintf(c->u.away, sizeof c->u.away, "%s", n > 0 ? p[0] : "");
+    if (c->u.away[0] != '\0')
+        reply(c, "306", "You have been marked as being away", NULL);
+    else
+        reply(c, "305", "You are no longer marked as being away", NULL);
 }
 
 static void motd(struct client *c, char **p, int n)
@@ -834,7 +865,7 @@ static const struct command {
     { "JOIN", 1, 0, join },     { "PART", 1, 0, part },       { "NAMES", 0, 0, names },
     { "LIST", 0, 0, list },     { "TOPIC", 1, 0, topic },     { "MODE", 1, 0, mode },
     { "WHO", 0, 0, who },       { "WHOIS", 0, 0, whois },     { "MOTD", 0, 0, motd },
-    { "LUSERS", 0, 0, lusers },
+    { "LUSERS", 0, 0, lusers }, { "USERHOST", 1, 0, userhost }, { "AWAY", 0, 0, away },
 };
 
 /* Handles one line from c (CR LF or LF included). */

@@ -1,9 +1,13 @@
-//! Questions about users: WHO, WHOIS, a user's own MODE, LUSERS (RFC 2812
-//! §3.5, §3.6, §3.1.5). They only answer the one who asks.
+//! Questions about users: WHO, WHOIS, USERHOST, a user's own MODE and AWAY,
+//! LUSERS (RFC 2812 §3.5, §3.6, §4.8, §3.1.5, §4.1). They only answer the
+//! one who asks.
 
 use socket_labs::irc::{fold_bytes, format_bytes, mask_matches};
 
 use super::{Id, Irc, Outbox, User};
+
+/// How many nicks one USERHOST answers for (RFC 2812 §4.8).
+const MAX_USERHOST: usize = 5;
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
@@ -14,14 +18,16 @@ impl Irc {
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
         let mut row = |user: &User, channel: &[u8], operator: bool| {
             let hops_and_name = [b"0 ", &user.realname[..]].concat();
-            let flags: &[u8] = if operator { b"H@" } else { b"H" };
+            // H: here, G: gone (AWAY); @: a channel operator.
+            let here = if user.away.is_some() { "G" } else { "H" };
+            let flags = format!("{here}{}", if operator { "@" } else { "" });
             let params = [
                 channel,
                 user.user.as_deref().unwrap_or("").as_bytes(),
                 user.host.as_bytes(),
                 self.name.as_bytes(),
                 user.nick.as_deref().unwrap_or("").as_bytes(),
-                flags,
+                flags.as_bytes(),
                 &hops_and_name,
             ];
             self.reply(out, from, "352", &params);
@@ -90,6 +96,9 @@ impl Irc {
         self.reply(out, from, "311", &[nick, user, host, b"*", &who.realname]);
         let about: &[u8] = b"socket-labs chat server, lab 07";
         self.reply(out, from, "312", &[nick, self.name.as_bytes(), about]);
+        if let Some(text) = &who.away {
+            self.reply(out, from, "301", &[nick, text]);
+        }
         if !channels.is_empty() {
             self.reply_list(out, from, "319", &[nick], &channels);
         }
@@ -100,6 +109,45 @@ impl Irc {
         let params = [nick, idle.as_bytes(), signon.as_bytes(), idle_and_signon];
         self.reply(out, from, "317", &params);
         self.reply(out, from, "318", &[nick, b"End of /WHOIS list"]);
+    }
+
+    /// `USERHOST nick [nick...]`: one 302 with `nick=+user@host` for each
+    /// of the first five nicks in use (`-` for `+` when away), none for the
+    /// others.
+    pub(super) fn userhost(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let found: Vec<String> = p
+            .iter()
+            .take(MAX_USERHOST)
+            .filter_map(|&nick| self.nicks.get(&fold_bytes(nick)))
+            .filter_map(|id| self.users.get(id))
+            .filter(|u| u.registered)
+            .map(|u| {
+                let here = if u.away.is_some() { '-' } else { '+' };
+                let user = u.user.as_deref().unwrap_or("*");
+                format!("{}={here}{user}@{}", u.nick(), u.host)
+            })
+            .collect();
+        self.reply(out, from, "302", &[found.join(" ").as_bytes()]);
+    }
+
+    /// `AWAY [:text]`: with a text, away (306) until an AWAY without one
+    /// (305).
+    pub(super) fn away(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let text = p.first().filter(|t| !t.is_empty()).map(|t| t.to_vec());
+        let away = text.is_some();
+        if let Some(user) = self.users.get_mut(&from) {
+            user.away = text;
+        }
+        if away {
+            self.reply(out, from, "306", &[b"You have been marked as being away"]);
+        } else {
+            self.reply(
+                out,
+                from,
+                "305",
+                &[b"You are no longer marked as being away"],
+            );
+        }
     }
 
     /// `MODE nick [changes]`: a user's own modes, +i only (invisible: see

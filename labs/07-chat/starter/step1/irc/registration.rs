@@ -52,6 +52,7 @@ impl Irc {
             registered: false,
             negotiating: false,
             invisible: false,
+            away: None,
             channels: Vec::new(),
             signon: 0,
             last_message: Instant::now(),

@@ -72,7 +72,9 @@ impl Irc {
                 }
             } else {
                 // TODO a nick, whatever its case (self.nicks, fold_bytes): its user,
-                // if registered, gets relay(its own nick), and None; otherwise
+                // if registered, gets relay(its own nick), and None; then, not for
+                // a NOTICE, if that user is away (user.away), 301 RPL_AWAY (its
+                // nick, the away text) back to `from`; otherwise
                 // Some(("401", b"No such nick/channel"))
                 socket_labs::todo("PRIVMSG to a nick")
             };

@@ -1,5 +1,6 @@
-//! Questions about users: WHO, WHOIS, a user's own MODE, LUSERS (RFC 2812
-//! §3.5, §3.6, §3.1.5). They only answer the one who asks.
+//! Questions about users: WHO, WHOIS, USERHOST, a user's own MODE and AWAY,
+//! LUSERS (RFC 2812 §3.5, §3.6, §4.8, §3.1.5, §4.1). They only answer the
+//! one who asks.
 //!
 //! The starter, step 2: WHO and WHOIS are yours to write.
 // While gaps remain, their placeholders make code unused or unreachable.
@@ -8,6 +9,9 @@
 use socket_labs::irc::{fold_bytes, format_bytes, mask_matches};
 
 use super::{Id, Irc, Outbox, User};
+
+/// How many nicks one USERHOST answers for (RFC 2812 §4.8).
+const MAX_USERHOST: usize = 5;
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
@@ -18,14 +22,16 @@ impl Irc {
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
         let mut row = |user: &User, channel: &[u8], operator: bool| {
             let hops_and_name = [b"0 ", &user.realname[..]].concat();
-            let flags: &[u8] = if operator { b"H@" } else { b"H" };
+            // H: here, G: gone (AWAY); @: a channel operator.
+            let here = if user.away.is_some() { "G" } else { "H" };
+            let flags = format!("{here}{}", if operator { "@" } else { "" });
             let params = [
                 channel,
                 user.user.as_deref().unwrap_or("").as_bytes(),
                 user.host.as_bytes(),
                 self.name.as_bytes(),
                 user.nick.as_deref().unwrap_or("").as_bytes(),
-                flags,
+                flags.as_bytes(),
                 &hops_and_name,
             ];
             self.reply(out, from, "352", &params);
@@ -66,12 +72,52 @@ impl Irc {
             })
             .collect();
         // TODO the replies, each with the nick first: 311 (user, host, "*",
-        // realname); 312 (server name) "socket-labs chat server, lab 07"; 319
-        // (reply_list of the channels, if any); 338 RPL_WHOISACTUALLY, the
-        // address and port it connects from (who.peer) "is actually using this
-        // address and port"; 317 (idle seconds since who.last_message, signon)
-        // "seconds idle, signon time"; 318 "End of /WHOIS list"
+        // realname); 312 (server name) "socket-labs chat server, lab 07"; if
+        // away (who.away), 301 RPL_AWAY (the away text); 319 (reply_list of the
+        // channels, if any); 338 RPL_WHOISACTUALLY, the address and port it
+        // connects from (who.peer) "is actually using this address and port";
+        // 317 (idle seconds since who.last_message, signon) "seconds idle,
+        // signon time"; 318 "End of /WHOIS list"
         socket_labs::todo("WHOIS");
+    }
+
+    /// `USERHOST nick [nick...]`: one 302 with `nick=+user@host` for each
+    /// of the first five nicks in use (`-` for `+` when away), none for the
+    /// others.
+    pub(super) fn userhost(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let found: Vec<String> = p
+            .iter()
+            .take(MAX_USERHOST)
+            .filter_map(|&nick| self.nicks.get(&fold_bytes(nick)))
+            .filter_map(|id| self.users.get(id))
+            .filter(|u| u.registered)
+            .map(|u| {
+                let here = if u.away.is_some() { '-' } else { '+' };
+                let user = u.user.as_deref().unwrap_or("*");
+                format!("{}={here}{user}@{}", u.nick(), u.host)
+            })
+            .collect();
+        self.reply(out, from, "302", &[found.join(" ").as_bytes()]);
+    }
+
+    /// `AWAY [:text]`: with a text, away (306) until an AWAY without one
+    /// (305).
+    pub(super) fn away(&mut self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let text = p.first().filter(|t| !t.is_empty()).map(|t| t.to_vec());
+        let away = text.is_some();
+        if let Some(user) = self.users.get_mut(&from) {
+            user.away = text;
+        }
+        if away {
+            self.reply(out, from, "306", &[b"You have been marked as being away"]);
+        } else {
+            self.reply(
+                out,
+                from,
+                "305",
+                &[b"You are no longer marked as being away"],
+            );
+        }
     }
 
     /// `MODE nick [changes]`: a user's own modes, +i only (invisible: see
