@@ -53,6 +53,8 @@ commands:
   /part [#chan]      leave the current channel (or #chan)
   /names [#chan]     who is on a channel
   /list              the channels
+  /away [text]       say you are away: a /msg to you gets text back
+  /back              no longer away
   /quit [message]    leave
   /help              this list";
 
@@ -264,6 +266,12 @@ impl Chat {
                 (channel, _) => self.queue(queued, "NAMES", &[channel]),
             },
             b"list" => self.queue(queued, "LIST", &[]),
+            // AWAY with a text: away; AWAY alone: back (RFC 2812 §4.1).
+            b"away" => {
+                let text: &[u8] = if args.is_empty() { b"away" } else { args };
+                self.queue(queued, "AWAY", &[text]);
+            }
+            b"back" => self.queue(queued, "AWAY", &[]),
             b"quit" => {
                 if self.user_sent {
                     let message = if args.is_empty() { b"leaving" } else { args };
@@ -390,6 +398,11 @@ impl Chat {
             }
             b"323" => log!("-!- end of /list"),
             b"331" => say!("-!- ", p(1), " has no topic"),
+            // AWAY: 301 RPL_AWAY <me> <nick> :<text>, after a message to an
+            // away user or in WHOIS; 305 back, 306 away.
+            b"301" => say!("-!- ", p(1), " is away: ", last),
+            b"305" => say!("-!- you are back"),
+            b"306" => say!("-!- you are marked as away: /back when you return"),
             b"332" => say!("-!- topic of ", p(1), ": ", last),
             b"433" => {
                 say!(

@@ -48,6 +48,7 @@ crate::for_rust_and_c!(
     without_a_nick_the_client_asks_for_one,
     the_client_answers_ping_and_reports_a_server_that_closes,
     the_client_checks_its_arguments,
+    away_and_back_are_sent_and_replies_read,
 );
 
 /// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, who_and_whois_tell_who_is_there_and_from_where, messages_go_to_a_nick_a_channel_or_everyone
@@ -306,4 +307,41 @@ fn bytes_scene(client: &str, script: &[u8], lines: &[u8]) -> (Vec<u8>, common::R
         .recv_timeout(Duration::from_secs(10))
         .expect("the stand-in server saw the client's QUIT");
     (sent, out)
+}
+
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, away_is_told_to_senders_whois_who_and_userhost
+fn away_and_back_are_sent_and_replies_read(twin: Twin) {
+    let chat = Chat::of(twin);
+    let server = chat.start();
+    let mut bob = chat.client(&server, &["--nick", "bob", "--raw"]);
+    bob.expect("-!- "); // the welcome: bob is registered
+    bob.type_line("/away");
+    assert_eq!(bob.expect(">> AWAY").trim_end(), ">> AWAY away");
+    bob.expect("-!- you are marked as away");
+    bob.type_line("/away gone fishing");
+    assert_eq!(bob.expect(">> AWAY").trim_end(), ">> AWAY :gone fishing");
+    bob.expect("-!- you are marked as away");
+
+    let port = server.port().to_string();
+    let script = "/msg bob hi bob\n/whois bob\n/quit\n";
+    let out = run(
+        &chat.client,
+        &["127.0.0.1", &port, "--nick", "alice"],
+        script.as_bytes(),
+    );
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    let text = out.stdout_text();
+    // Once for the message, once in WHOIS.
+    let away = "-!- bob is away: gone fishing";
+    assert_eq!(text.matches(away).count(), 2, "{away:?} twice in:\n{text}");
+
+    bob.expect("*alice* hi bob");
+    bob.type_line("/back");
+    assert_eq!(bob.expect(">> AWAY").trim_end(), ">> AWAY");
+    bob.expect("-!- you are back");
+    bob.type_line("/help");
+    bob.expect("/away [text]");
+    bob.expect("/back");
+    let (code, stderr, _) = bob.finish(true);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
 }

@@ -28,6 +28,8 @@ static const char commands[] =
     "  /part [#chan]      leave the current channel (or #chan)\n"
     "  /names [#chan]     who is on a channel\n"
     "  /list              the channels\n"
+    "  /away [text]       say you are away: a /msg to you gets text back\n"
+    "  /back              no longer away\n"
     "  /quit [message]    leave\n"
     "  /help              this list";
 
@@ -217,6 +219,10 @@ static void typed(const char *line, size_t len)
         chat_queue(name[0] == 'p' ? "PART" : "NAMES", &channel, channel != NULL);
     } else if (!strcmp(name, "list")) {
         chat_queue("LIST", NULL, 0);
+    } else if (!strcmp(name, "away")) { /* AWAY with a text: away; alone: back (RFC 2812 §4.1) */
+        chat_queue("AWAY", (const char *[]){ args[0] ? args : "away" }, 1);
+    } else if (!strcmp(name, "back")) {
+        chat_queue("AWAY", NULL, 0);
     } else if (!strcmp(name, "quit") && !user_sent) {
         exit(0);
     } else if (!strcmp(name, "quit")) {
@@ -342,6 +348,14 @@ void chat_receive(const char *line, size_t len)
         chat_say("%s", trim_end(text));
     } else if (!strcmp(code, "323")) {
         chat_say("-!- end of /list");
+    } else if (!strcmp(code, "301")) {
+        /* AWAY: 301 RPL_AWAY <me> <nick> :<text>, after a message to an away
+         * user or in WHOIS; 305 back, 306 away. */
+        chat_say("-!- %s is away: %s", P(1), last);
+    } else if (!strcmp(code, "305")) {
+        chat_say("-!- you are back");
+    } else if (!strcmp(code, "306")) {
+        chat_say("-!- you are marked as away: /back when you return");
     } else if (!strcmp(code, "331")) {
         chat_say("-!- %s has no topic", P(1));
     } else if (!strcmp(code, "332")) {
