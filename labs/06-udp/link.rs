@@ -220,6 +220,30 @@ struct Queue {
 
 impl Queue {
     /// Holds `data` for `dir` until `due_us`, or drops it if the queue is full.
+    /// A datagram that came in one direction at `now`: its fate (lost, or one
+    /// or two copies, each held for its delay), each copy held.
+    fn admit(
+        &mut self,
+        dir: &mut Direction,
+        faults: &Faults,
+        now: u64,
+        to_server: bool,
+        to: SockaddrStorage,
+        data: &[u8],
+    ) {
+        for delay in dir.fate(faults) {
+            self.order += 1;
+            let held = Held {
+                due_us: now + delay,
+                order: self.order,
+                to_server,
+                to,
+                data: data.to_vec(),
+            };
+            self.hold(dir, held);
+        }
+    }
+
     fn hold(&mut self, dir: &mut Direction, held: Held) {
         if self.held.len() >= QUEUE_MAX || self.bytes + held.data.len() > QUEUE_MAX_BYTES {
             if self.dropped_while_full == 0 {
@@ -401,18 +425,7 @@ fn main() {
                     log!("client {peer}");
                     client = Some(peer);
                 }
-                let now = now_us();
-                for delay in up.fate(&faults) {
-                    queue.order += 1;
-                    let held = Held {
-                        due_us: now + delay,
-                        order: queue.order,
-                        to_server: true,
-                        to: server_addr,
-                        data: buf[..n].to_vec(),
-                    };
-                    queue.hold(&mut up, held);
-                }
+                queue.admit(&mut up, &faults, now_us(), true, server_addr, &buf[..n]);
             }
         }
         if from_server {
@@ -422,18 +435,7 @@ fn main() {
                 && peer == server_addr
                 && let Some(to) = client
             {
-                let now = now_us();
-                for delay in down.fate(&faults) {
-                    queue.order += 1;
-                    let held = Held {
-                        due_us: now + delay,
-                        order: queue.order,
-                        to_server: false,
-                        to,
-                        data: buf[..n].to_vec(),
-                    };
-                    queue.hold(&mut down, held);
-                }
+                queue.admit(&mut down, &faults, now_us(), false, to, &buf[..n]);
             }
         }
     }
