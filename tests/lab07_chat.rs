@@ -24,6 +24,12 @@ use socket_labs::irc::Message;
 
 const NAME: &str = "chat.socket-labs";
 
+/// The welcome burst of a user alone on a server without --motd: 001 to
+/// 005, what LUSERS says (no 253: no other connection), and 422, no MOTD.
+const WELCOME_ALONE: [&str; 11] = [
+    "001", "002", "003", "004", "005", "251", "254", "255", "265", "266", "422",
+];
+
 crate::for_rust_and_c!(
     registration_in_either_order_gives_the_welcome_burst,
     the_server_name_is_the_prefix_of_replies,
@@ -55,6 +61,10 @@ crate::for_rust_and_c!(
     an_invisible_user_is_left_out_of_who_but_for_its_channel_peers,
     thirty_character_nicks_keep_names_who_and_whois_within_512_bytes,
     away_is_told_to_senders_whois_who_and_userhost,
+    lusers_counts_the_users_the_invisible_and_the_most_at_once,
+    whowas_remembers_the_nicks_given_up_most_recent_first,
+    time_tells_the_server_s_clock,
+    motd_comes_from_the_file_given_at_start_up,
 );
 
 /// The chat server, in one implementation or the other.
@@ -120,11 +130,7 @@ fn join_all(users: &mut [&mut Irc], channel: &str) {
 fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     let mut server = start(twin, &[]);
     let (_alice, burst) = Irc::register(&server, "alice");
-    assert_eq!(
-        commands(&burst),
-        ["001", "002", "003", "004", "005", "422"],
-        "{burst:#?}"
-    );
+    assert_eq!(commands(&burst), WELCOME_ALONE, "{burst:#?}");
     let welcome = reply(&burst[0], "001");
     assert_eq!(welcome[0], "alice");
     assert!(
@@ -170,7 +176,7 @@ fn registration_in_either_order_gives_the_welcome_burst(twin: Twin) {
     bob.send("MOTD");
     assert_eq!(reply(&bob.next(), "422")[0], "bob");
     bob.send("LUSERS");
-    let lusers = bob.until(" 255 ");
+    let lusers = bob.until(" 266 ");
     assert!(
         reply(&lusers[0], "251")[1].starts_with("There are 2 users"),
         "{lusers:?}"
@@ -1162,6 +1168,12 @@ fn both_servers_agree_on_their_arguments() {
             &["--register-timeout", "86400", "extra"],
             &["--name", "ok", "extra", "more"],
             &["--bind", "nowhere", "--name", "bad name"],
+            &["--motd"],
+            &["--motd", "/nonexistent/motd"],
+            &["--motd", ""],
+            &["--motd", "/"],
+            &["--motd", "/nonexistent/motd", "--name", "bad name"],
+            &["--motd", "/nonexistent/motd", "--ping-timeout", "0"],
         ],
     );
 }
@@ -1230,11 +1242,7 @@ fn cap_negotiation_holds_the_welcome_until_cap_end(twin: Twin) {
     assert_eq!(reply(&bob.next(), "451")[0], "bob");
     bob.send("CAP END");
     let burst = bob.welcome();
-    assert_eq!(
-        commands(&burst),
-        ["001", "002", "003", "004", "005", "422"],
-        "{burst:#?}"
-    );
+    assert_eq!(commands(&burst), WELCOME_ALONE, "{burst:#?}");
     assert_eq!(reply(&burst[0], "001")[0], "bob");
     bob.send("CAP END");
     assert!(bob.sync().is_empty());
@@ -1393,4 +1401,275 @@ fn away_is_told_to_senders_whois_who_and_userhost(twin: Twin) {
     assert_eq!(reply(&carol.sync()[0], "352")[6], "H");
     carol.send("USERHOST bob");
     assert_eq!(reply(&carol.next(), "302")[1], "bob=+bob@127.0.0.1");
+}
+
+/// The replies of LUSERS, from `irc`, as (numeric, parameters) pairs.
+fn lusers(irc: &mut Irc) -> Vec<(String, Vec<String>)> {
+    irc.send("LUSERS");
+    irc.sync()
+        .iter()
+        .map(|l| parse(l))
+        .map(|m| (m.command, m.params))
+        .collect()
+}
+
+/// Step: 1
+/// Hint: step 1: LUSERS is given: 251 (users not +i, and the +i), 253 (the
+/// unregistered, if any), 254, 255, then 265 and 266 (users now, and the most
+/// at once), in the welcome burst too; that needs many clients read and
+/// written at once (README.md, "The commands").
+fn lusers_counts_the_users_the_invisible_and_the_most_at_once(twin: Twin) {
+    let mut server = start(twin, &[]);
+    let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
+    bob.send("MODE bob +i");
+    bob.expect(" MODE ");
+    alice.send("JOIN #room");
+    alice.expect(" 366 ");
+    let mut unknown = Irc::connect(&server);
+    unknown.send("NICK ghost");
+    unknown.sync(); // the server has accepted it
+    let mut expected = vec![
+        (
+            "251",
+            vec!["alice", "There are 1 users and 1 invisible on 1 servers"],
+        ),
+        ("253", vec!["alice", "1", "unknown connection(s)"]),
+        ("254", vec!["alice", "1", "channels formed"]),
+        ("255", vec!["alice", "I have 2 clients and 0 servers"]),
+        (
+            "265",
+            vec!["alice", "2", "2", "Current local users 2, max 2"],
+        ),
+        (
+            "266",
+            vec!["alice", "2", "2", "Current global users 2, max 2"],
+        ),
+    ];
+    let owned = |pairs: &[(&str, Vec<&str>)]| -> Vec<(String, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(n, p)| (n.to_string(), p.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    };
+    assert_eq!(lusers(&mut alice), owned(&expected));
+    // No operators here: no 252 (it counts them, a positive number).
+
+    // The burst says the same, after 005 and before the MOTD's 422.
+    let (_carol, burst) = Irc::register(&server, "carol");
+    let burst = commands(&burst);
+    assert_eq!(
+        burst[5..],
+        ["251", "253", "254", "255", "265", "266", "422"],
+        "{burst:?}"
+    );
+    // Gone: the most at once stays 3, who left is no longer counted.
+    for gone in [unknown, bob] {
+        let address = gone.local_addr();
+        drop(gone);
+        server.expect(&format!("{address} disconnected"));
+    }
+    expected[0].1[1] = "There are 2 users and 0 invisible on 1 servers";
+    expected.remove(1);
+    expected[2].1[1] = "I have 2 clients and 0 servers";
+    expected[3].1 = vec!["alice", "2", "3", "Current local users 2, max 3"];
+    expected[4].1 = vec!["alice", "2", "3", "Current global users 2, max 3"];
+    assert_eq!(lusers(&mut alice), owned(&expected));
+    alice.send("PART #room");
+    alice.expect(" PART ");
+    assert_eq!(lusers(&mut alice)[1].1, ["alice", "0", "channels formed"]);
+}
+
+/// Needs: nicknames_follow_the_rules_and_are_unique_whatever_their_case
+/// Step: 2
+/// Hint: step 2: WHOWAS is given; it answers from the nicks written down as
+/// a registered user gives one up: NICK must go on to the change (and its
+/// self.remember / remember) once the rules are checked (README.md, "The
+/// commands").
+fn whowas_remembers_the_nicks_given_up_most_recent_first(twin: Twin) {
+    let mut server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    alice.send("NICK alicia");
+    alice.expect(" NICK ");
+    // Another user takes the nick and gives it up in turn, by leaving.
+    let mut second = Irc::connect(&server);
+    second.nick = "Alice".into();
+    second.send("NICK Alice\r\nUSER second 0 * :Second Alice");
+    second.welcome();
+    second.send("QUIT :bye");
+    second.expect("ERROR");
+    server.expect("Alice quit: bye");
+    // An unregistered connection's nick is no one's: not remembered.
+    let mut ghost = Irc::connect(&server);
+    ghost.send("NICK ghost");
+    ghost.sync();
+    let address = ghost.local_addr();
+    drop(ghost);
+    server.expect(&format!("{address} disconnected"));
+
+    let whowas = |irc: &mut Irc, args: &str| -> Vec<(String, Vec<String>)> {
+        irc.send(&format!("WHOWAS {args}"));
+        irc.until(" 369 ")
+            .iter()
+            .map(|l| parse(l))
+            .map(|m| (m.command, m.params))
+            .collect()
+    };
+    let lines = whowas(&mut carol, "ALICE");
+    let numerics: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(numerics, ["314", "312", "314", "312", "369"], "{lines:?}");
+    let second_was = ["carol", "Alice", "second", "127.0.0.1", "*", "Second Alice"];
+    assert_eq!(lines[0].1, second_was);
+    let alice_was = ["carol", "alice", "alice", "127.0.0.1", "*", "Real alice"];
+    assert_eq!(lines[2].1, alice_was);
+    // 312: the server, and when the nick was given up, as 003 writes dates.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (since, until) = (
+        socket_labs::date::utc(now - 60),
+        socket_labs::date::utc(now),
+    );
+    for i in [1, 3] {
+        let params = &lines[i].1;
+        assert_eq!(params[..3], ["carol", lines[i - 1].1[1].as_str(), NAME]);
+        assert!(since <= params[3] && params[3] <= until, "{params:?}");
+    }
+    assert_eq!(lines[4].1, ["carol", "ALICE", "End of WHOWAS"]);
+    // A count: the most recent only; a count that is not a positive number: all.
+    let numerics = |lines: Vec<(String, Vec<String>)>| -> Vec<String> {
+        lines.into_iter().map(|(n, _)| n).collect()
+    };
+    assert_eq!(
+        numerics(whowas(&mut carol, "alice 1")),
+        ["314", "312", "369"]
+    );
+    assert_eq!(whowas(&mut carol, "alice 1")[0].1, second_was);
+    assert_eq!(numerics(whowas(&mut carol, "alice 0")).len(), 5);
+    assert_eq!(numerics(whowas(&mut carol, "alice x")).len(), 5);
+    for nick in ["ghost", "alicia", "nobody"] {
+        let lines = whowas(&mut carol, nick);
+        assert_eq!(lines[0].1, ["carol", nick, "There was no such nickname"]);
+        assert_eq!(numerics(lines), ["406", "369"]);
+    }
+    carol.send("WHOWAS");
+    assert_eq!(reply(&carol.next(), "431"), ["carol", "No nickname given"]);
+    assert!(carol.sync().is_empty());
+
+    // The history is bounded: 100 nicks, the oldest forgotten first. After
+    // alice and Alice, bob's 100 renames write down bob and r1 to r99.
+    for i in 1..=100 {
+        bob.send(&format!("NICK r{i}"));
+    }
+    bob.nick = "r100".into();
+    assert_eq!(commands(&bob.sync()), vec!["NICK"; 100]);
+    let found = |irc: &mut Irc, nick: &str| whowas(irc, nick)[0].0 == "314";
+    assert!(!found(&mut carol, "alice"), "the two oldest are forgotten");
+    assert!(found(&mut carol, "bob") && found(&mut carol, "r99"));
+    assert!(!found(&mut carol, "r100"), "r100 is bob's nick now");
+    bob.send("NICK r101");
+    bob.sync();
+    assert!(!found(&mut carol, "bob"), "bob was the oldest");
+    assert!(found(&mut carol, "r100"));
+}
+
+/// Step: 1
+/// Hint: step 1: TIME is given: 391 with the server's name, the time in
+/// seconds since 1970 and as a date; its reply needs read(2) and write(2) to
+/// work (README.md, "The commands").
+fn time_tells_the_server_s_clock(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice] = users(&server, ["alice"]);
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    alice.send("TIME");
+    let time = reply(&alice.next(), "391");
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(time.len(), 4, "{time:?}");
+    assert_eq!(time[..2], ["alice", NAME]);
+    let unix: u64 = time[2].parse().expect("seconds since 1970");
+    assert!(before <= unix && unix <= after, "{time:?}");
+    assert_eq!(time[3], socket_labs::date::utc(unix), "in UTC, as 003");
+    assert!(alice.sync().is_empty());
+}
+
+/// Step: 1
+/// Hint: step 1: --motd and MOTD are given: the file is read once, before the
+/// socket; its lines come as 375, a 372 each and 376, in the burst and for
+/// MOTD; a file that cannot be read is `open FILE: reason`, exit 1 (README.md,
+/// "The commands").
+fn motd_comes_from_the_file_given_at_start_up(twin: Twin) {
+    let dir = std::env::temp_dir().join(format!("lab07-motd-{}-{twin:?}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let file = dir.join("motd.txt");
+    let mut text = b"Welcome to lab 07\r\n\ntab\there\0hidden\n".to_vec();
+    text.extend("é".repeat(300).as_bytes()); // 600 bytes: cut at 400
+    text.push(b'\n');
+    for i in 5..=120 {
+        text.extend(format!("line {i}\n").as_bytes());
+    }
+    std::fs::write(&file, &text).expect("write the MOTD file");
+    let path = file.to_str().expect("a UTF-8 path");
+    let server = start(twin, &["--motd", path]);
+    let mut motd = vec![
+        "- Welcome to lab 07".to_string(),
+        "- ".to_string(),
+        "- tab\there".to_string(),
+        format!("- {}", "é".repeat(200)),
+    ];
+    motd.extend((5..=100).map(|i| format!("- line {i}")));
+    let check = |lines: &[String]| {
+        let start = lines.iter().position(|l| parse(l).command == "375");
+        let lines = &lines[start.unwrap_or_else(|| panic!("no 375 in {lines:?}"))..];
+        assert_eq!(
+            reply(&lines[0], "375"),
+            ["alice", &format!("- {NAME} Message of the day - ")]
+        );
+        let got: Vec<String> = lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| reply(l, "372")[1].clone())
+            .collect();
+        assert_eq!(got, motd);
+        let end = reply(lines.last().expect("376"), "376");
+        assert_eq!(end, ["alice", "End of /MOTD command."]);
+    };
+    let (mut alice, burst) = Irc::register(&server, "alice");
+    assert_eq!(commands(&burst)[5..10], ["251", "254", "255", "265", "266"]);
+    check(&burst);
+    alice.send("MOTD");
+    check(&alice.until(" 376 "));
+    assert!(alice.sync().is_empty());
+
+    // An empty file: a message of the day with no line.
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, b"").expect("write the empty file");
+    let server = start(twin, &["--motd", empty.to_str().expect("a UTF-8 path")]);
+    let (_bob, burst) = Irc::register(&server, "bob");
+    assert_eq!(commands(&burst)[10..], ["375", "376"], "{burst:?}");
+
+    // A file that cannot be read: said, exit 1, before listening.
+    let bin = server_bin(twin);
+    let missing = dir.join("missing.txt");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let folder = dir.to_str().expect("a UTF-8 path");
+    for (file, said) in [
+        (
+            missing,
+            format!("open {missing}: No such file or directory\n"),
+        ),
+        (folder, format!("read {folder}: Is a directory\n")),
+    ] {
+        let run = common::run(&bin, &["0", "--bind", "127.0.0.1", "--motd", file], b"");
+        assert_eq!(run.code(), Some(1), "{}", run.stderr);
+        assert_eq!(run.stderr, said);
+        assert!(run.stdout.is_empty(), "{}", run.stdout_text());
+    }
+    let help = common::run(&bin, &["--help"], b"").stdout_text();
+    assert!(help.contains("--motd FILE"), "{help}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

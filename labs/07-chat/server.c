@@ -17,7 +17,7 @@
  * Build: make, or by hand in this folder:
  *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/irc.c ../common/labs.c
  * Run:   ./server-c [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
- *                   [--register-timeout SECS]
+ *                   [--register-timeout SECS] [--motd FILE]
  */
 #include "labs.h"
 #include "irc.h"
@@ -30,7 +30,7 @@
 
 static const char usage[] =
     "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]\n"
-    "              [--register-timeout SECS]\n"
+    "              [--register-timeout SECS] [--motd FILE]\n"
     "\n"
     "Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):\n"
     "connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)\n"
@@ -44,6 +44,8 @@ static const char usage[] =
     "  --register-timeout SECS\n"
     "                       a connection not registered (NICK and USER) this long\n"
     "                       after it connected is dropped (default 60, at most 86400)\n"
+    "  --motd FILE          the message of the day, sent on registration and MOTD\n"
+    "                       (read once at start-up: its first 100 lines, 400 bytes each)\n"
     "  --help               print this help\n";
 
 #define VERSION "socket-labs-0.1.0" /* the Rust server's Cargo version, for 002 and 004 */
@@ -56,6 +58,10 @@ static const char usage[] =
 #define MAX_TARGETS 4   /* per PRIVMSG: each `$*` is a copy for every user */
 #define MAX_USERHOST 5  /* nicks per USERHOST (RFC 2812 §4.8) */
 #define MAX_REPLY 15    /* parameters of a reply */
+#define WHOWAS_MAX 100  /* departed nicks remembered; past it the oldest goes */
+#define MOTD_BYTES (64 * 1024) /* read of the --motd file: its first 64 KiB, */
+#define MOTD_LINES 100  /* at most 100 lines, each cut at 400 bytes: its 372 */
+#define MOTD_LINE 400   /* fits in 512 whatever the server's name and the nick */
 #define PREFIXLEN (NICKLEN + USERLEN + INET6_ADDRSTRLEN + 3) /* nick!user@host */
 
 struct channel;
@@ -115,6 +121,18 @@ static struct channel *channels; /* sorted by folded name: NAMES and LIST show t
 static int nchannels;
 static const char *server_name = "chat.socket-labs";
 static char created[64]; /* when the server started, for 003 */
+static int max_users;    /* the most users registered at once (265) */
+static char (*motd_text)[MOTD_LINE + 1]; /* --motd's lines; NULL without a file */
+static int motd_lines;
+
+/* A nick as it was, for WHOWAS: written down when its user changes it or
+ * leaves. history[] is a ring, the most recent just before history_next. */
+static struct was {
+    char nick[NICKLEN + 1], name[USERLEN + 1], host[INET6_ADDRSTRLEN + 1];
+    char realname[IRC_MAX_LINE];
+    time_t when; /* when it was given up */
+} history[WHOWAS_MAX];
+static int nhistory, history_next;
 static unsigned long ping_secs = 120, register_secs = 60;
 
 /* Milliseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
@@ -323,9 +341,28 @@ static void close_link(struct client *c, const char *why)
     hang_up(c, why);
 }
 
+/* Writes down c's nick for WHOWAS as it gives it up (NICK, or it leaves):
+ * a registered user's only, over the oldest once history[] is full. */
+static void remember(const struct client *c)
+{
+    struct was *w = &history[history_next];
+    if (!c->u.registered)
+        return;
+    snprintf(w->nick, sizeof w->nick, "%s", c->u.nick);
+    snprintf(w->name, sizeof w->name, "%s", c->u.name);
+    snprintf(w->host, sizeof w->host, "%s", c->u.host);
+    snprintf(w->realname, sizeof w->realname, "%s", c->u.realname);
+    w->when = time(NULL);
+    history_next = (history_next + 1) % WHOWAS_MAX;
+    nhistory = MIN(nhistory + 1, WHOWAS_MAX);
+}
+
 /* ---- the commands: each answers with numerics (RFC 2812 §5) and may relay
  * a line with the sender's prefix. Text is bytes, relayed as it came: IRC
  * names no character set (§2.2). First, coming and going (§3.1). */
+
+static void lusers(struct client *c, char **p, int n);
+static void motd(struct client *c, char **p, int n);
 
 /* Once NICK and USER are both in, in either order, and CAP negotiation (if
  * any) is over: the welcome burst. */
@@ -351,7 +388,13 @@ static void welcome(struct client *c)
     reply(c, "005", "CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANLIMIT=#:20", "CHANNELLEN=50",
           "NICKLEN=30", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
           "NETWORK=socket-labs", "are supported by this server", NULL);
-    reply(c, "422", "MOTD File is missing", NULL);
+    int users = 0;
+    for (int i = 0; i < nclients; i++)
+        users += client[i]->u.registered;
+    max_users = MAX(max_users, users);
+    /* Then what LUSERS and MOTD say, as real servers do. */
+    lusers(c, NULL, 0);
+    motd(c, NULL, 0);
 }
 
 /* CAP (IRCv3), which irssi sends first: we offer no capability, and say so.
@@ -387,6 +430,7 @@ static void nick(struct client *c, char **p, int n)
         reply(c, "433", p[0], "Nickname is already in use", NULL);
     } else if (strcmp(c->u.nick, p[0]) != 0) {
         prefix_of(c, prefix);
+        remember(c); /* the old nick, for WHOWAS */
         strcpy(old, c->u.nick);
         strcpy(c->u.nick, p[0]); /* irc_valid_nick: at most NICKLEN bytes */
         if (!c->u.registered) {
@@ -444,6 +488,7 @@ static void disconnected(struct client *c)
 {
     char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
     const char *params[] = { c->why };
+    remember(c); /* for WHOWAS */
     if (c->u.registered)
         relay_to_peers(c, line, irc_format(line, prefix_of(c, prefix), "QUIT", params, 1, 1));
     for (int k = 0; k < c->u.nchannels; k++)
@@ -842,21 +887,52 @@ static void away(struct client *c, char **p, int n)
         reply(c, "305", "You are no longer marked as being away", NULL);
 }
 
-static void motd(struct client *c, char **p, int n)
+/* WHOWAS nick [count]: who last held nick, most recent first, count of them
+ * if it is a positive number (all otherwise): 314 and 312 (until when) for
+ * each, 406 if none; always ended by 369 (RFC 2812 §3.6.3). */
+static void whowas(struct client *c, char **p, int n)
 {
-    (void)p, (void)n;
-    reply(c, "422", "MOTD File is missing", NULL);
+    char until[64], *end;
+    long count = n > 1 ? strtol(p[1], &end, 10) : 0;
+    int found = 0;
+    if (n < 1 || p[0][0] == '\0') {
+        reply(c, "431", "No nickname given", NULL);
+        return;
+    }
+    if (n < 2 || p[1][0] == '\0' || *end != '\0' || count <= 0)
+        count = WHOWAS_MAX;
+    for (int k = 0; k < nhistory && found < count; k++) {
+        const struct was *w = &history[(history_next - 1 - k + WHOWAS_MAX) % WHOWAS_MAX];
+        if (irc_casecmp(w->nick, p[0]) != 0) /* the same nick whatever its case */
+            continue;
+        found++;
+        strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S UTC", gmtime(&w->when));
+        reply(c, "314", w->nick, w->name, w->host, "*", w->realname, NULL);
+        reply(c, "312", w->nick, server_name, until, NULL);
+    }
+    if (!found)
+        reply(c, "406", p[0], "There was no such nickname", NULL);
+    reply(c, "369", p[0], "End of WHOWAS", NULL);
 }
 
-/* LUSERS: how many users, unregistered connections and channels. */
+/* ---- the server: LUSERS, TIME, MOTD (§3.4), LUSERS and MOTD also in the
+ * welcome burst. One server, no operator: no 252 (a positive count of
+ * operators, says the Modern IRC document). A <target> server is ignored. */
+
+/* LUSERS: users (the invisible apart: u + i is every user, as RFC 1459's 251
+ * and ircd-hybrid count them), unregistered connections, channels; then 265
+ * and 266, the users now and the most at once, here and on the network. */
 static void lusers(struct client *c, char **p, int n)
 {
-    char there[64], unknown[16], formed[16], have[64];
-    int users = 0;
+    char there[80], unknown[16], formed[16], have[64], now[16], max[16], text[80];
+    int users = 0, invisible = 0;
     (void)p, (void)n;
-    for (int i = 0; i < nclients; i++)
+    for (int i = 0; i < nclients; i++) {
         users += client[i]->u.registered;
-    snprintf(there, sizeof there, "There are %d users and 0 invisible on 1 servers", users);
+        invisible += client[i]->u.registered && client[i]->u.invisible;
+    }
+    snprintf(there, sizeof there, "There are %d users and %d invisible on 1 servers",
+             users - invisible, invisible);
     snprintf(unknown, sizeof unknown, "%d", nclients - users);
     snprintf(formed, sizeof formed, "%d", nchannels);
     snprintf(have, sizeof have, "I have %d clients and 0 servers", users);
@@ -865,6 +941,77 @@ static void lusers(struct client *c, char **p, int n)
         reply(c, "253", unknown, "unknown connection(s)", NULL);
     reply(c, "254", formed, "channels formed", NULL);
     reply(c, "255", have, NULL);
+    snprintf(now, sizeof now, "%d", users);
+    snprintf(max, sizeof max, "%d", max_users);
+    snprintf(text, sizeof text, "Current local users %d, max %d", users, max_users);
+    reply(c, "265", now, max, text, NULL);
+    snprintf(text, sizeof text, "Current global users %d, max %d", users, max_users);
+    reply(c, "266", now, max, text, NULL);
+}
+
+/* TIME: 391, the time in seconds since 1970 (for a program) and as a person
+ * reads it, in UTC as 003 and the log: the same on every machine. */
+static void server_time(struct client *c, char **p, int n)
+{
+    char unix_time[24], text[64];
+    time_t now = time(NULL);
+    (void)p, (void)n;
+    snprintf(unix_time, sizeof unix_time, "%lld", (long long)now);
+    strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+    reply(c, "391", server_name, unix_time, text, NULL);
+}
+
+/* MOTD: 375, a 372 per line of the --motd file, 376; 422 without a file. */
+static void motd(struct client *c, char **p, int n)
+{
+    char text[MOTD_LINE + 64];
+    (void)p, (void)n;
+    if (motd_text == NULL) {
+        reply(c, "422", "MOTD File is missing", NULL);
+        return;
+    }
+    snprintf(text, sizeof text, "- %s Message of the day - ", server_name);
+    reply(c, "375", text, NULL);
+    for (int k = 0; k < motd_lines; k++) {
+        snprintf(text, sizeof text, "- %s", motd_text[k]);
+        reply(c, "372", text, NULL);
+    }
+    reply(c, "376", "End of /MOTD command.", NULL);
+}
+
+/* Reads the message of the day from path, once, at start-up: its first
+ * MOTD_BYTES, at most MOTD_LINES lines without their CR LF or LF, each
+ * ending at a NUL (IRC allows none, §2.3.1) and cut at MOTD_LINE bytes, not
+ * inside a UTF-8 character. A file that cannot be read: exit 1. */
+static void read_motd(const char *path)
+{
+    static char text[MOTD_BYTES];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        die("open", path);
+    size_t len = fread(text, 1, sizeof text, f);
+    if (ferror(f))
+        die("read", path);
+    fclose(f);
+    if ((motd_text = calloc(MOTD_LINES, sizeof *motd_text)) == NULL)
+        die("malloc", path);
+    if (len > 0 && text[len - 1] == '\n')
+        len--; /* the last line's newline ends it, it starts no other */
+    for (char *line = text; len > 0 && motd_lines < MOTD_LINES;) {
+        char *nl = memchr(line, '\n', text + len - line);
+        size_t n = nl != NULL ? (size_t)(nl - line) : (size_t)(text + len - line);
+        char *next = line + n + 1;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        n = strnlen(line, n);
+        if (n > MOTD_LINE) /* a UTF-8 continuation byte (10xxxxxx) starts nothing */
+            for (n = MOTD_LINE; n > 0 && (line[n] & 0xC0) == 0x80; n--)
+                ;
+        memcpy(motd_text[motd_lines++], line, n);
+        if (nl == NULL)
+            break;
+        line = next;
+    }
 }
 
 /* Each command: the parameters it needs, whether it may come before
@@ -881,6 +1028,7 @@ static const struct command {
     { "LIST", 0, 0, list },     { "TOPIC", 1, 0, topic },     { "MODE", 1, 0, mode },
     { "WHO", 0, 0, who },       { "WHOIS", 0, 0, whois },     { "MOTD", 0, 0, motd },
     { "LUSERS", 0, 0, lusers }, { "USERHOST", 1, 0, userhost }, { "AWAY", 0, 0, away },
+    { "WHOWAS", 0, 0, whowas }, { "TIME", 0, 0, server_time },
 };
 
 /* Handles one line from c (CR LF or LF included). */
@@ -1026,10 +1174,11 @@ int main(int argc, char **argv)
         { "name", required_argument, NULL, 'n' },
         { "ping-timeout", required_argument, NULL, 'p' },
         { "register-timeout", required_argument, NULL, 'r' },
+        { "motd", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *bind_ip = "0.0.0.0";
+    const char *bind_ip = "0.0.0.0", *motd_path = NULL;
     int port = DEFAULT_PORT, c;
 
     set_usage(usage);
@@ -1039,6 +1188,7 @@ int main(int argc, char **argv)
         case 'n': server_name = optarg; break;
         case 'p': ping_secs = parse_number(optarg, "SECS", 1, 86400); break;
         case 'r': register_secs = parse_number(optarg, "SECS", 1, 86400); break;
+        case 'm': motd_path = optarg; break;
         case 'h': help();
         default: bad_usage(); /* getopt_long(3) said what was wrong */
         }
@@ -1057,6 +1207,8 @@ int main(int argc, char **argv)
     socklen_t servlen = parse_addr(bind_ip, port, &servaddr), clilen;
     char addr[ADDR_TEXT], local[ADDR_TEXT];
     sock_ntop((struct sockaddr *)&servaddr, addr);
+    if (motd_path != NULL) /* once the arguments are known good */
+        read_motd(motd_path);
 
     /* Each log line as it is printed (setvbuf(3)); EPIPE, not SIGPIPE, from a
      * write(2) to a reset client (signal(7)), as Rust's runtime does. */

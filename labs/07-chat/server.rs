@@ -36,11 +36,11 @@ use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
 
-use irc::{Id, Irc, Outbox};
+use irc::{Id, Irc, Outbox, read_motd};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
-              [--register-timeout SECS]
+              [--register-timeout SECS] [--motd FILE]
 
 Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):
 connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)
@@ -54,6 +54,8 @@ or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).
   --register-timeout SECS
                        a connection not registered (NICK and USER) this long
                        after it connected is dropped (default 60, at most 86400)
+  --motd FILE          the message of the day, sent on registration and MOTD
+                       (read once at start-up: its first 100 lines, 400 bytes each)
   --help               print this help
 ";
 
@@ -97,7 +99,7 @@ struct Connections {
 }
 
 fn main() {
-    let (addr, name, ping_timeout, register_timeout) = arguments();
+    let (addr, name, ping_timeout, register_timeout, motd) = arguments();
     // Every client costs a descriptor: the soft limit (often 1024) goes up
     // to the hard one (src/limits.rs).
     let limit = raise_descriptor_limit();
@@ -120,7 +122,7 @@ fn main() {
     log!("descriptor limit {limit} (RLIMIT_NOFILE)");
     let mut out_of_descriptors = false;
 
-    let mut irc = Irc::new(name);
+    let mut irc = Irc::new(name, motd);
     let mut conns = Connections::default();
     let mut next_id: Id = 0;
     loop {
@@ -233,8 +235,9 @@ fn close_gone(conns: &mut Connections, irc: &mut Irc) {
 }
 
 /// The command line: the address to listen on, the server's name, the
-/// ping and registration timeouts.
-fn arguments() -> (SocketAddr, String, Duration, Duration) {
+/// ping and registration timeouts, the message of the day's lines (its file
+/// read now, once the arguments are known good).
+fn arguments() -> (SocketAddr, String, Duration, Duration, Option<Vec<Vec<u8>>>) {
     let mut cli = Cli::new(USAGE);
     let ip: IpAddr = cli
         .value("--bind", "ADDR")
@@ -244,6 +247,7 @@ fn arguments() -> (SocketAddr, String, Duration, Duration) {
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
     let ping_secs: u64 = cli.value("--ping-timeout", "SECS").unwrap_or(120);
     let register_secs: u64 = cli.value("--register-timeout", "SECS").unwrap_or(60);
+    let motd: Option<String> = cli.value("--motd", "FILE");
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     // The name is the prefix of every reply: one word, as a host name is.
     if name.is_empty()
@@ -268,7 +272,8 @@ fn arguments() -> (SocketAddr, String, Duration, Duration) {
         Duration::from_secs(ping_secs),
         Duration::from_secs(register_secs),
     );
-    (SocketAddr::new(ip, port), name, ping, register)
+    let motd = motd.map(|path| read_motd(&path));
+    (SocketAddr::new(ip, port), name, ping, register, motd)
 }
 
 /// poll(2)'s timeout: until the first connection's next deadline (see

@@ -1,10 +1,11 @@
-//! Questions about users: WHO, WHOIS, USERHOST, a user's own MODE and AWAY,
-//! LUSERS (RFC 2812 §3.5, §3.6, §4.8, §3.1.5, §4.1). They only answer the
-//! one who asks.
+//! Questions about users: WHO, WHOIS, WHOWAS, USERHOST, a user's own MODE
+//! and AWAY (RFC 2812 §3.6, §4.8, §3.1.5, §4.1). They only answer the one
+//! who asks.
 
+use socket_labs::date::{unix_now, utc};
 use socket_labs::irc::{fold_bytes, format_bytes, mask_matches};
 
-use super::{Id, Irc, Outbox, User};
+use super::{Id, Irc, Outbox, User, WHOWAS_MAX, Was};
 
 /// How many nicks one USERHOST answers for (RFC 2812 §4.8).
 const MAX_USERHOST: usize = 5;
@@ -193,24 +194,67 @@ impl Irc {
         }
     }
 
-    /// LUSERS: how many users, unregistered connections and channels.
-    pub(super) fn lusers(&self, out: &mut dyn Outbox, from: Id) {
-        let users = self.users.values().filter(|u| u.registered).count();
-        let unknown = self.users.len() - users;
-        let there = format!("There are {users} users and 0 invisible on 1 servers");
-        self.reply(out, from, "251", &[there.as_bytes()]);
-        if unknown > 0 {
-            let unknown = unknown.to_string();
+    /// `WHOWAS nick [count]`: the users who last held `nick`, most recent
+    /// first, `count` of them if it is a positive number (all otherwise):
+    /// for each, 314 (who it was) and 312 (on which server, until when);
+    /// 406 if none; always ended by 369 (RFC 2812 §3.6.3).
+    pub(super) fn whowas(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
+        let Some(&nick) = p.first().filter(|n| !n.is_empty()) else {
+            self.reply(out, from, "431", &[b"No nickname given"]);
+            return;
+        };
+        let count = p
+            .get(1)
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(WHOWAS_MAX);
+        // The same nick whatever its case, as NICK has it.
+        let key = fold_bytes(nick);
+        let found = self.history.iter().rev();
+        let found = found.filter(|was| fold_bytes(was.nick.as_bytes()) == key);
+        let mut any = false;
+        for was in found.take(count) {
+            any = true;
+            let name = was.nick.as_bytes();
+            let params = [
+                name,
+                was.user.as_bytes(),
+                was.host.as_bytes(),
+                b"*",
+                &was.realname,
+            ];
+            self.reply(out, from, "314", &params);
+            let until = utc(was.when);
             self.reply(
                 out,
                 from,
-                "253",
-                &[unknown.as_bytes(), b"unknown connection(s)"],
+                "312",
+                &[name, self.name.as_bytes(), until.as_bytes()],
             );
         }
-        let channels = self.channels.len().to_string();
-        self.reply(out, from, "254", &[channels.as_bytes(), b"channels formed"]);
-        let have = format!("I have {users} clients and 0 servers");
-        self.reply(out, from, "255", &[have.as_bytes()]);
+        if !any {
+            self.reply(out, from, "406", &[nick, b"There was no such nickname"]);
+        }
+        self.reply(out, from, "369", &[nick, b"End of WHOWAS"]);
+    }
+
+    /// Writes down the nick of `id`'s user for WHOWAS, as it gives it up
+    /// (NICK, or it leaves): a registered user's only, the oldest forgotten
+    /// past WHOWAS_MAX.
+    pub(super) fn remember(&mut self, id: Id) {
+        let Some(user) = self.users.get(&id).filter(|u| u.registered) else {
+            return;
+        };
+        let was = Was {
+            nick: user.nick().to_string(),
+            user: user.user.clone().unwrap_or_default(),
+            host: user.host.clone(),
+            realname: user.realname.clone(),
+            when: unix_now(),
+        };
+        if self.history.len() == WHOWAS_MAX {
+            self.history.pop_front();
+        }
+        self.history.push_back(was);
     }
 }

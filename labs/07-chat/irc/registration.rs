@@ -109,12 +109,16 @@ impl Irc {
             return;
         }
         let new = String::from_utf8_lossy(new).into_owned(); // ASCII: valid_nick
-        let Some(user) = self.users.get_mut(&from) else {
+        let Some(user) = self.users.get(&from) else {
             return;
         };
         if user.nick.as_deref() == Some(new.as_str()) {
             return;
         }
+        self.remember(from); // the old nick, for WHOWAS
+        let Some(user) = self.users.get_mut(&from) else {
+            return;
+        };
         let old_prefix = user.prefix();
         let old = user.nick.replace(new.clone());
         let (registered, peer) = (user.registered, user.peer);
@@ -195,7 +199,11 @@ impl Irc {
         out.queue(from, &format_bytes(Some(name), "004", &info, false));
         let supported: &[&[u8]] = &[b"are supported by this server"];
         self.reply(out, from, "005", &[ISUPPORT, supported].concat());
-        self.reply(out, from, "422", &[b"MOTD File is missing"]);
+        let users = self.users.values().filter(|u| u.registered).count();
+        self.max_users = self.max_users.max(users);
+        // Then what LUSERS and MOTD say, as real servers do.
+        self.lusers(out, from);
+        self.motd(out, from);
     }
 
     /// `PING <token>`: PONG, with the same token.
@@ -242,6 +250,7 @@ impl Irc {
     /// :why`), leaves its channels.
     pub fn disconnected(&mut self, out: &mut dyn Outbox, id: Id, why: &[u8]) {
         let peers = self.peers(id);
+        self.remember(id); // for WHOWAS
         let Some(user) = self.users.remove(&id) else {
             return;
         };

@@ -11,7 +11,8 @@
 //!   QUIT; a connection that comes and goes
 //! - messages.rs: PRIVMSG and NOTICE, to a nick, a channel or everyone
 //! - channels.rs: JOIN, PART, NAMES, LIST, TOPIC and a channel's MODE
-//! - queries.rs: WHO, WHOIS, USERHOST, AWAY, a user's MODE, LUSERS
+//! - queries.rs: WHO, WHOIS, WHOWAS, USERHOST, AWAY, a user's MODE
+//! - server_info.rs: LUSERS, TIME, MOTD (and the message of the day's file)
 //!
 //! Each command answers its sender with numerics (`:server 001 alice
 //! :...`, RFC 2812 §5) and may relay a line to others with the sender's
@@ -23,8 +24,9 @@ mod channels;
 mod messages;
 mod queries;
 mod registration;
+mod server_info;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -33,6 +35,11 @@ use socket_labs::date::{unix_now, utc};
 use socket_labs::irc::{RawMessage, format_bytes};
 
 use channels::Channel;
+pub use server_info::read_motd;
+
+/// How many departed nicks WHOWAS remembers: past it, the oldest is
+/// forgotten (a bounded history, whatever the users do).
+const WHOWAS_MAX: usize = 100;
 
 /// A connection's number, given by server.rs and never reused.
 pub type Id = u64;
@@ -62,6 +69,23 @@ pub struct Irc {
     /// Folded name → channel, in order: NAMES and LIST show them sorted. A
     /// channel lives while it has members.
     channels: BTreeMap<Vec<u8>, Channel>,
+    /// The message of the day's lines (`--motd FILE`), None without a file.
+    motd: Option<Vec<Vec<u8>>>,
+    /// The most users registered at once since the server started (265).
+    max_users: usize,
+    /// The nicks that were, oldest first, at most WHOWAS_MAX: a user's nick
+    /// is written here when it changes it or leaves.
+    history: VecDeque<Was>,
+}
+
+/// A nick as it was: what WHOWAS tells of it.
+struct Was {
+    nick: String,
+    user: String,
+    host: String,
+    realname: Vec<u8>,
+    /// When it was given up, seconds since 1970.
+    when: u64,
 }
 
 /// Who is behind a connection, once NICK and USER are done.
@@ -109,13 +133,18 @@ impl User {
 }
 
 impl Irc {
-    pub fn new(name: String) -> Irc {
+    /// The server `name`, with the message of the day's lines if any
+    /// (`read_motd`).
+    pub fn new(name: String, motd: Option<Vec<Vec<u8>>>) -> Irc {
         Irc {
             name,
             created: utc(unix_now()),
             users: BTreeMap::new(),
             nicks: HashMap::new(),
             channels: BTreeMap::new(),
+            motd,
+            max_users: 0,
+            history: VecDeque::new(),
         }
     }
 
@@ -171,8 +200,10 @@ impl Irc {
             b"WHOIS" => self.whois(out, from, p),
             b"USERHOST" => self.userhost(out, from, p),
             b"AWAY" => self.away(out, from, p),
-            b"MOTD" => self.reply(out, from, "422", &[b"MOTD File is missing"]),
+            b"WHOWAS" => self.whowas(out, from, p),
+            b"MOTD" => self.motd(out, from),
             b"LUSERS" => self.lusers(out, from),
+            b"TIME" => self.time(out, from),
             _ => self.reply(out, from, "421", &[msg.command, b"Unknown command"]),
         }
     }
