@@ -55,6 +55,19 @@ commands:
   /list              the channels
   /away [text]       say you are away: a /msg to you gets text back
   /back              no longer away
+  /topic [#chan] [text]
+                     see or set the topic of #chan (the current one by default)
+  /kick #chan NICK [reason]
+                     put NICK out of #chan (a channel operator's command)
+  /invite NICK #chan ask NICK to join #chan, even an invite-only one
+  /mode TARGET [MODES [ARGS]]
+                     show or change the modes of a channel, or your own:
+                     /mode #chan +k key, /mode #chan +o NICK, /mode #chan b
+  /lusers            how many users and channels the server has
+  /whowas NICK       who had NICK last
+  /time              the server's clock
+  /motd              the server's message of the day
+  /quote RAW         send RAW as it is, e.g. /quote TOPIC #chan : (no topic)
   /quit [message]    leave
   /help              this list";
 
@@ -97,6 +110,10 @@ pub struct Chat {
     channels: Vec<Vec<u8>>,
     raw: bool,
     quitting: bool,
+    /// The welcome burst is over (376 or 422 ended its message of the day):
+    /// the server's statistics and the MOTD's frame, quiet until then, are
+    /// now answers to /lusers or /motd.
+    welcomed: bool,
 }
 
 impl Chat {
@@ -110,6 +127,7 @@ impl Chat {
             channels: Vec::new(),
             raw,
             quitting: false,
+            welcomed: false,
         }
     }
 
@@ -143,7 +161,20 @@ impl Chat {
     /// Queues one IRC message for the server: a line of at most 512 bytes,
     /// cut at its 510th byte if longer, as the C twin's irc_format does.
     pub fn queue(&self, queued: &mut Vec<u8>, command: &str, params: &[&[u8]]) {
-        let line = irc::format_bytes(None, command, params, false);
+        self.queue_line(queued, irc::format_bytes(None, command, params, false));
+    }
+
+    /// Queues `text` as it was typed (`/quote`), without CR (a typed line
+    /// holds no LF): a line of at most 512 bytes, as [`queue`](Self::queue)
+    /// makes them.
+    fn queue_raw(&self, queued: &mut Vec<u8>, text: &[u8]) {
+        let mut line: Vec<u8> = text.iter().filter(|&&b| b != b'\r').copied().collect();
+        line.truncate(irc::MAX_LINE - 2);
+        line.extend_from_slice(b"\r\n");
+        self.queue_line(queued, line);
+    }
+
+    fn queue_line(&self, queued: &mut Vec<u8>, line: Vec<u8>) {
         if self.raw {
             say!(">> ", trim_end(&line));
         }
@@ -272,6 +303,40 @@ impl Chat {
                 self.queue(queued, "AWAY", &[text]);
             }
             b"back" => self.queue(queued, "AWAY", &[]),
+            // TOPIC <channel> [:<topic>]: without a text, the server tells
+            // the topic (RFC 2812 §3.2.4).
+            b"topic" => {
+                let (channel, text) = match first.first() {
+                    Some(b'#' | b'&') => (Some(first), rest),
+                    _ => (self.channels.last().map(Vec::as_slice), args),
+                };
+                match (channel, text) {
+                    (None, _) => log!("-!- you are on no channel: /topic #chan [text]"),
+                    (Some(channel), b"") => self.queue(queued, "TOPIC", &[channel]),
+                    (Some(channel), text) => self.queue(queued, "TOPIC", &[channel, text]),
+                }
+            }
+            // KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8)
+            b"kick" if !first.is_empty() && !rest.is_empty() => match split_space(rest) {
+                (nick, b"") => self.queue(queued, "KICK", &[first, nick]),
+                (nick, reason) => self.queue(queued, "KICK", &[first, nick, reason]),
+            },
+            // INVITE <nickname> <channel> (RFC 2812 §3.2.7)
+            b"invite" if !first.is_empty() && !rest.is_empty() => {
+                self.queue(queued, "INVITE", &[first, split_space(rest).0]);
+            }
+            // MODE <target> [<modes> [<mode params>]]: one parameter per
+            // word, at most the 15 a message holds (RFC 2812 §2.3).
+            b"mode" if !first.is_empty() => {
+                let params = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
+                self.queue(queued, "MODE", &params.take(15).collect::<Vec<_>>());
+            }
+            b"lusers" => self.queue(queued, "LUSERS", &[]),
+            b"whowas" if !first.is_empty() => self.queue(queued, "WHOWAS", &[first]),
+            b"time" => self.queue(queued, "TIME", &[]),
+            b"motd" => self.queue(queued, "MOTD", &[]),
+            // The line as typed: the protocol with nothing in between.
+            b"quote" if !args.is_empty() => self.queue_raw(queued, args),
             b"quit" => {
                 if self.user_sent {
                     let message = if args.is_empty() { b"leaving" } else { args };
@@ -282,7 +347,8 @@ impl Chat {
                 }
             }
             b"help" => log!("{COMMANDS}{}", ext.help()),
-            b"nick" | b"whois" | b"msg" | b"msgall" | b"join" => {
+            b"nick" | b"whois" | b"msg" | b"msgall" | b"join" | b"kick" | b"invite" | b"mode"
+            | b"whowas" | b"quote" => {
                 say!("-!- /", name, " needs more: /help shows how to use it")
             }
             _ => {
@@ -313,7 +379,8 @@ impl Chat {
             return;
         }
         let from = raw_sender(&msg);
-        let is_me = irc::fold_bytes(from) == irc::fold_bytes(self.me());
+        let me = |nick: &[u8]| irc::fold_bytes(nick) == irc::fold_bytes(self.me());
+        let is_me = me(from);
         let p = |i: usize| msg.params.get(i).copied().unwrap_or(b"");
         let last = msg.params.last().copied().unwrap_or(b"");
         match msg.command.to_ascii_uppercase().as_slice() {
@@ -356,7 +423,26 @@ impl Chat {
                     say!("-!- ", from, " is now known as ", p(0));
                 }
             }
+            b"TOPIC" if p(1).is_empty() => say!("-!- ", from, " cleared the topic of ", p(0)),
             b"TOPIC" => say!("-!- ", from, " set the topic of ", p(0), ": ", p(1)),
+            // KICK <channel> <nick> :<comment>
+            b"KICK" => {
+                let by = [&b" by "[..], from, b" (", p(2), b")"].concat();
+                if me(p(1)) {
+                    say!("-!- you were kicked from ", p(0), by);
+                    self.forget(p(0));
+                } else {
+                    say!("-!- ", p(1), " was kicked from ", p(0), by);
+                }
+            }
+            // INVITE <nick> <channel>: to us (or, with invite-notify, to another)
+            b"INVITE" if me(p(0)) => say!("-!- ", from, " invites you to ", p(1), ": /join ", p(1)),
+            b"INVITE" => say!("-!- ", from, " invited ", p(0), " to ", p(1)),
+            // MODE <target> <changes> [<args>...], a channel's or ours
+            b"MODE" => {
+                let changes = words(&msg.params, 1);
+                say!("-!- ", from, " sets mode ", changes, " on ", p(0));
+            }
             b"ERROR" if self.quitting => {}
             b"ERROR" => say!("-!- server: ", last),
             // RPL_WELCOME: registered, under the nick the server confirms.
@@ -365,11 +451,23 @@ impl Chat {
                 self.nick = Some(p(0).to_vec());
                 say!("-!- ", last);
             }
-            // The rest of the welcome burst and the server's statistics.
-            b"002" | b"003" | b"004" | b"005" | b"251" | b"252" | b"253" | b"254" | b"255"
-            | b"265" | b"266" | b"375" | b"376" => {}
-            b"372" => say!(last),
-            b"422" => {} // no message of the day
+            // The rest of the welcome burst.
+            b"002" | b"003" | b"004" | b"005" => {}
+            // Quiet in the burst, up to its end (the MOTD's: 376, or 422 for
+            // none); after it, answers to /lusers and /motd.
+            code @ (b"250" | b"251" | b"252" | b"253" | b"254" | b"255" | b"265" | b"266"
+            | b"375" | b"376" | b"422")
+                if !self.welcomed =>
+            {
+                self.welcomed = matches!(code, b"376" | b"422");
+            }
+            // LUSERS: sentences (250 the most connections, 251 255 265 266),
+            // or a count and its words.
+            b"250" | b"251" | b"255" | b"265" | b"266" => say!("-!- ", last),
+            b"252" | b"253" | b"254" => say!("-!- ", p(1), " ", last),
+            // MOTD: 375, a 372 per line, 376.
+            b"375" | b"372" => say!(last),
+            b"376" => log!("-!- end of /motd"),
             // WHO: one 352 per user, then 315.
             b"352" => {
                 // <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname>
@@ -381,12 +479,18 @@ impl Chat {
             b"315" => log!("-!- end of /who"),
             // WHOIS
             b"311" => say!(p(1), " is ", p(2), "@", p(3), " (", last, ")"),
-            b"312" => say!(p(1), " is on server ", p(2)),
+            // In WHOIS and in WHOWAS (whose 312 may tell when instead).
+            b"312" => say!(p(1), " on server ", p(2), " (", last, ")"),
             b"317" => say!(p(1), " has been idle ", p(2), " s"),
             b"319" => say!(p(1), " is on ", last),
             // RPL_WHOISACTUALLY: the address and port the user connects from.
             b"338" => say!(p(1), " is connected from ", p(2)),
             b"318" => log!("-!- end of /whois"),
+            // WHOWAS: 314 <me> <nick> <user> <host> * :<realname>, 312, 369.
+            b"314" => say!(p(1), " was ", p(2), "@", p(3), " (", last, ")"),
+            b"369" => log!("-!- end of /whowas"),
+            // TIME: 391 <me> <server> [<timestamp> [<offset>]] :<the time, to read>
+            b"391" => say!("-!- time on ", p(1), ": ", last),
             // NAMES: 353 <me> <type> <channel> :<names>, then 366.
             b"353" => say!("users on ", p(2), ": ", last),
             b"366" => {}
@@ -404,6 +508,17 @@ impl Chat {
             b"305" => say!("-!- you are back"),
             b"306" => say!("-!- you are marked as away: /back when you return"),
             b"332" => say!("-!- topic of ", p(1), ": ", last),
+            // 333 <me> <channel> <nick> <set at>
+            b"333" => say!("-!- topic of ", p(1), " set by ", p(2), " on ", date(p(3))),
+            // Channel modes: 324 <me> <channel> <modes> [<args>...], 329 <me> <channel> <created>
+            b"324" => say!("-!- modes of ", p(1), ": ", words(&msg.params, 2)),
+            b"329" => say!("-!- ", p(1), " was created on ", date(p(2))),
+            // INVITE: 341 RPL_INVITING <me> <nick> <channel>
+            b"341" => say!("-!- you invited ", p(1), " to ", p(2)),
+            // Bans: 367 <me> <channel> <mask> [<who> <set at>] each, then 368.
+            b"367" if p(3).is_empty() => say!("-!- ban on ", p(1), ": ", p(2)),
+            b"367" => say!("-!- ban on ", p(1), ": ", p(2), " (set by ", p(3), ")"),
+            b"368" => say!("-!- end of the ban list of ", p(1)),
             b"433" => {
                 say!(
                     "-!- nickname ",
@@ -414,15 +529,18 @@ impl Chat {
                     self.nick = None;
                 }
             }
-            code if code.len() == 3 && (code.starts_with(b"4") || code.starts_with(b"5")) => {
-                // Errors: "<me> [<subject>] :<sentence>"; show one plain sentence.
-                let subject = if msg.params.len() > 2 { p(1) } else { b"" };
+            // Errors, and 696 ERR_INVALIDMODEPARAM (Modern IRC): "<me>
+            // [<subjects>...] :<sentence>" (441: <nick> <channel>); show one
+            // plain sentence.
+            code if code.len() == 3 && (b"45".contains(&code[0]) || code == b"696") => {
+                let middle = msg.params.get(1..msg.params.len().saturating_sub(1));
+                let subject = middle.unwrap_or_default().join(&b' ');
                 // 403, 405, 471-476: we are not on that channel after all.
                 if matches!(
                     code,
                     b"403" | b"405" | b"471" | b"473" | b"474" | b"475" | b"476"
                 ) {
-                    self.forget(subject);
+                    self.forget(p(1));
                 }
                 if subject.is_empty() {
                     say!("-!- error: ", last);
@@ -434,8 +552,33 @@ impl Chat {
             code if code.len() == 3 && code.iter().all(|b| b.is_ascii_digit()) => {
                 say!(msg.params[1.min(msg.params.len())..].join(&b' '));
             }
-            _ => {}
+            // Any other command (a PONG to /quote PING...): its words.
+            _ => {
+                let params = words(&msg.params, 0);
+                let parts = [from, msg.command, &params];
+                let parts: Vec<&[u8]> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+                say!("-!- ", parts.join(&b' '));
+            }
         }
+    }
+}
+
+/// `params[from..]`, a space between each.
+fn words(params: &[&[u8]], from: usize) -> Vec<u8> {
+    params.get(from..).unwrap_or_default().join(&b' ')
+}
+
+/// A time in seconds since 1970 (333, 329) as `2025-01-31 14:05:09 UTC`;
+/// anything else, or past the year 9999, as it came.
+fn date(text: &[u8]) -> Vec<u8> {
+    let secs = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok());
+    match secs {
+        Some(secs) if secs < 253_402_300_800 && text.iter().all(u8::is_ascii_digit) => {
+            crate::date::utc(secs).into_bytes()
+        }
+        _ => text.to_vec(),
     }
 }
 

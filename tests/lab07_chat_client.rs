@@ -49,6 +49,8 @@ crate::for_rust_and_c!(
     the_client_answers_ping_and_reports_a_server_that_closes,
     the_client_checks_its_arguments,
     away_and_back_are_sent_and_replies_read,
+    topic_mode_lusers_motd_and_quote_with_the_server,
+    the_channel_operators_commands_and_their_replies_read_plainly,
 );
 
 /// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, who_and_whois_tell_who_is_there_and_from_where, messages_go_to_a_nick_a_channel_or_everyone
@@ -344,4 +346,331 @@ fn away_and_back_are_sent_and_replies_read(twin: Twin) {
     bob.expect("/back");
     let (code, stderr, _) = bob.finish(true);
     assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, registration_in_either_order_gives_the_welcome_burst, channels_join_part_names_topic_and_list, mode_answers_what_clients_ask_and_operators_give_operator_status
+fn topic_mode_lusers_motd_and_quote_with_the_server(twin: Twin) {
+    let chat = Chat::of(twin);
+    let server = chat.start();
+    let mut bob = chat.client(&server, &["--nick", "bob", "--raw"]);
+    bob.expect("-!- "); // the welcome: bob is registered
+    bob.type_line("/join #room");
+    bob.expect("-!- you joined #room");
+    bob.type_line("/topic fresh paint");
+    assert_eq!(
+        bob.expect(">> TOPIC").trim_end(),
+        ">> TOPIC #room :fresh paint"
+    );
+    bob.expect("-!- bob set the topic of #room: fresh paint");
+    bob.type_line("/topic #room");
+    assert_eq!(bob.expect(">> TOPIC").trim_end(), ">> TOPIC #room");
+    bob.expect("-!- topic of #room: fresh paint");
+    bob.expect("-!- topic of #room set by bob on 2"); // a date, 20xx-...
+    bob.type_line("/mode #room");
+    assert_eq!(bob.expect(">> MODE").trim_end(), ">> MODE #room");
+    bob.expect("-!- modes of #room: +");
+    bob.expect("-!- #room was created on 2");
+    bob.type_line("/mode #room b");
+    bob.expect("-!- end of the ban list of #room");
+    // The statistics and the MOTD, quiet in the welcome burst, answer /lusers and /motd.
+    bob.type_line("/lusers");
+    assert_eq!(bob.expect(">> LUSERS").trim_end(), ">> LUSERS");
+    bob.expect("-!- 1 channels formed");
+    bob.type_line("/motd");
+    assert_eq!(bob.expect(">> MOTD").trim_end(), ">> MOTD");
+    bob.expect("-!- error: MOTD File is missing");
+    // /quote: the line as typed, and what comes back, even a PONG.
+    bob.type_line("/quote PING :are you there");
+    assert_eq!(bob.expect(">> PING").trim_end(), ">> PING :are you there");
+    let pong = bob.expect("-!- ");
+    assert!(
+        pong.contains(" PONG ") && pong.trim_end().ends_with(" are you there"),
+        "{pong:?}"
+    );
+    bob.type_line("/help");
+    for usage in [
+        "/topic [#chan] [text]",
+        "/kick #chan NICK [reason]",
+        "/invite NICK #chan",
+        "/mode TARGET [MODES [ARGS]]",
+        "/lusers",
+        "/whowas NICK",
+        "/time",
+        "/motd",
+        "/quote RAW",
+    ] {
+        bob.expect(usage);
+    }
+    let (code, stderr, _) = bob.finish(true);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Every new command becomes the IRC line it should, and every reply to
+/// them reads as a sentence: a stand-in server checks the lines the client
+/// sends, then plays the replies a full server gives (ngIRCd's, RFC 2812
+/// §5 and the Modern IRC documentation's numerics).
+fn the_channel_operators_commands_and_their_replies_read_plainly(twin: Twin) {
+    let script = "/topic\n\
+                  /join #room\n\
+                  /topic\n\
+                  /topic new paint\n\
+                  /topic #other\n\
+                  /topic #other word\n\
+                  /kick #room bob\n\
+                  /kick #room bob too loud\n\
+                  /kick #room\n\
+                  /invite bob #room\n\
+                  /mode #room\n\
+                  /mode  #room +kl  secret 10\n\
+                  /mode #room b\n\
+                  /mode erin +i\n\
+                  /lusers\n\
+                  /whowas bob\n\
+                  /time\n\
+                  /motd\n\
+                  /quote PRIVMSG bob :as typed\n\
+                  /quote\n\
+                  /quit\n";
+    let wire = "NICK erin\r\nUSER erin 0 * erin\r\nJOIN #room\r\n\
+                TOPIC #room\r\n\
+                TOPIC #room :new paint\r\n\
+                TOPIC #other\r\n\
+                TOPIC #other word\r\n\
+                KICK #room bob\r\n\
+                KICK #room bob :too loud\r\n\
+                INVITE bob #room\r\n\
+                MODE #room\r\n\
+                MODE #room +kl secret 10\r\n\
+                MODE #room b\r\n\
+                MODE erin +i\r\n\
+                LUSERS\r\n\
+                WHOWAS bob\r\n\
+                TIME\r\n\
+                MOTD\r\n\
+                PRIVMSG bob :as typed\r\n\
+                QUIT leaving\r\n";
+    // (server line, what the person reads: "" for nothing)
+    let replies: &[(&str, &str)] = &[
+        // The welcome burst: statistics and the MOTD's frame stay quiet.
+        (":srv 001 erin :Welcome, erin", "-!- Welcome, erin"),
+        (
+            ":srv 251 erin :There are 2 users and 0 invisible on 1 servers",
+            "",
+        ),
+        (":srv 254 erin 1 :channels formed", ""),
+        (":srv 250 erin :Highest connection count: 2", ""),
+        (":srv 375 erin :- srv Message of the day -", ""),
+        (":srv 372 erin :- be nice", "- be nice"),
+        (":srv 376 erin :End of MOTD command", ""),
+        (":erin!erin@127.0.0.1 JOIN #room", "-!- you joined #room"),
+        // TOPIC
+        (
+            ":srv 332 erin #room :old paint",
+            "-!- topic of #room: old paint",
+        ),
+        (
+            ":srv 333 erin #room alice 1735689599",
+            "-!- topic of #room set by alice on 2024-12-31 23:59:59 UTC",
+        ),
+        (
+            ":srv 333 erin #room alice soon",
+            "-!- topic of #room set by alice on soon",
+        ),
+        (
+            ":alice!alice@127.0.0.1 TOPIC #room :new paint",
+            "-!- alice set the topic of #room: new paint",
+        ),
+        (
+            ":alice!alice@127.0.0.1 TOPIC #room :",
+            "-!- alice cleared the topic of #room",
+        ),
+        (
+            ":srv 331 erin #other :No topic is set",
+            "-!- #other has no topic",
+        ),
+        // KICK, INVITE
+        (
+            ":alice!alice@127.0.0.1 KICK #room bob :too loud",
+            "-!- bob was kicked from #room by alice (too loud)",
+        ),
+        (
+            ":alice!alice@127.0.0.1 INVITE erin #room",
+            "-!- alice invites you to #room: /join #room",
+        ),
+        (
+            ":alice!alice@127.0.0.1 INVITE bob #room",
+            "-!- alice invited bob to #room",
+        ),
+        (":srv 341 erin bob #room", "-!- you invited bob to #room"),
+        // MODE
+        (
+            ":srv 324 erin #room +kl secret 10",
+            "-!- modes of #room: +kl secret 10",
+        ),
+        (
+            ":srv 329 erin #room 951782400",
+            "-!- #room was created on 2000-02-29 00:00:00 UTC",
+        ),
+        (
+            ":srv 367 erin #room *!*@evil alice 951782400",
+            "-!- ban on #room: *!*@evil (set by alice)",
+        ),
+        (
+            ":srv 367 erin #room *!*@worse",
+            "-!- ban on #room: *!*@worse",
+        ),
+        (
+            ":srv 368 erin #room :End of channel ban list",
+            "-!- end of the ban list of #room",
+        ),
+        (
+            ":alice!alice@127.0.0.1 MODE #room +o erin",
+            "-!- alice sets mode +o erin on #room",
+        ),
+        (":erin MODE erin :+i", "-!- erin sets mode +i on erin"),
+        // LUSERS, after the burst
+        (
+            ":srv 251 erin :There are 2 users and 1 invisible on 1 servers",
+            "-!- There are 2 users and 1 invisible on 1 servers",
+        ),
+        (
+            ":srv 250 erin :Highest connection count: 2",
+            "-!- Highest connection count: 2",
+        ),
+        (
+            ":srv 252 erin 1 :operator(s) online",
+            "-!- 1 operator(s) online",
+        ),
+        (
+            ":srv 253 erin 2 :unknown connection(s)",
+            "-!- 2 unknown connection(s)",
+        ),
+        (":srv 254 erin 3 :channels formed", "-!- 3 channels formed"),
+        (
+            ":srv 255 erin :I have 2 clients and 0 servers",
+            "-!- I have 2 clients and 0 servers",
+        ),
+        (
+            ":srv 265 erin 2 5 :Current local users 2, max 5",
+            "-!- Current local users 2, max 5",
+        ),
+        (
+            ":srv 266 erin :Current global users 2, max 5",
+            "-!- Current global users 2, max 5",
+        ),
+        // WHOWAS, TIME, MOTD
+        (
+            ":srv 314 erin bob bob 127.0.0.1 * :Bob B",
+            "bob was bob@127.0.0.1 (Bob B)",
+        ),
+        (
+            ":srv 312 erin bob srv :Wed Dec  2 09:00:00 2026",
+            "bob on server srv (Wed Dec  2 09:00:00 2026)",
+        ),
+        (":srv 369 erin bob :End of WHOWAS", "-!- end of /whowas"),
+        (
+            ":srv 406 erin carol :There was no such nickname",
+            "-!- error: There was no such nickname (carol)",
+        ),
+        (
+            ":srv 391 erin srv :Wednesday December 2 2026 -- 10:00 +00:00",
+            "-!- time on srv: Wednesday December 2 2026 -- 10:00 +00:00",
+        ),
+        (
+            ":srv 375 erin :- srv Message of the day -",
+            "- srv Message of the day -",
+        ),
+        (":srv 372 erin :- be nice", "- be nice"),
+        (":srv 376 erin :End of MOTD command", "-!- end of /motd"),
+        (
+            ":srv 422 erin :MOTD File is missing",
+            "-!- error: MOTD File is missing",
+        ),
+        // The errors, one sentence each, with what they are about.
+        (
+            ":srv 401 erin carol :No such nick/channel",
+            "-!- error: No such nick/channel (carol)",
+        ),
+        (
+            ":srv 403 erin #nowhere :No such channel",
+            "-!- error: No such channel (#nowhere)",
+        ),
+        (
+            ":srv 404 erin #room :Cannot send to channel",
+            "-!- error: Cannot send to channel (#room)",
+        ),
+        (
+            ":srv 441 erin bob #room :They aren't on that channel",
+            "-!- error: They aren't on that channel (bob #room)",
+        ),
+        (
+            ":srv 442 erin #other :You're not on that channel",
+            "-!- error: You're not on that channel (#other)",
+        ),
+        (
+            ":srv 443 erin bob #room :is already on channel",
+            "-!- error: is already on channel (bob #room)",
+        ),
+        (
+            ":srv 461 erin KICK :Not enough parameters",
+            "-!- error: Not enough parameters (KICK)",
+        ),
+        (
+            ":srv 471 erin #full :Cannot join channel (+l)",
+            "-!- error: Cannot join channel (+l) (#full)",
+        ),
+        (
+            ":srv 472 erin z :is unknown mode char to me",
+            "-!- error: is unknown mode char to me (z)",
+        ),
+        (
+            ":srv 473 erin #closed :Cannot join channel (+i)",
+            "-!- error: Cannot join channel (+i) (#closed)",
+        ),
+        (
+            ":srv 474 erin #banned :Cannot join channel (+b)",
+            "-!- error: Cannot join channel (+b) (#banned)",
+        ),
+        (
+            ":srv 475 erin #locked :Cannot join channel (+k)",
+            "-!- error: Cannot join channel (+k) (#locked)",
+        ),
+        (
+            ":srv 476 erin bad :Bad Channel Mask",
+            "-!- error: Bad Channel Mask (bad)",
+        ),
+        (
+            ":srv 482 erin #room :You're not channel operator",
+            "-!- error: You're not channel operator (#room)",
+        ),
+        (
+            ":srv 696 erin #room l ten :Invalid limit mode parameter",
+            "-!- error: Invalid limit mode parameter (#room l ten)",
+        ),
+        // Still readable: a numeric or a command the client does not know.
+        (":srv 999 erin some thing :odd one", "some thing odd one"),
+        (":srv PONG srv :as typed", "-!- srv PONG srv as typed"),
+        (
+            ":alice!alice@127.0.0.1 KICK #room erin :bye now",
+            "-!- you were kicked from #room by alice (bye now)",
+        ),
+    ];
+    let lines: String = replies
+        .iter()
+        .map(|(line, _)| format!("{line}\r\n"))
+        .collect();
+    let mut shown = String::from(
+        "-!- you are on no channel: /topic #chan [text]\n\
+         -!- /kick needs more: /help shows how to use it\n\
+         -!- /quote needs more: /help shows how to use it\n",
+    );
+    for (_, text) in replies.iter().filter(|(_, text)| !text.is_empty()) {
+        shown.push_str(text);
+        shown.push('\n');
+    }
+
+    let (sent, out) = bytes_scene(&Chat::of(twin).client, script.as_bytes(), lines.as_bytes());
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(String::from_utf8_lossy(&sent), wire, "the wire");
+    assert_eq!(out.stdout_text(), shown, "stdout");
 }

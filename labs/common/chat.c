@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* The most channels remembered; the server lets a user be on 20, and more
  * are kept while typed JOINs wait for their refusal. */
@@ -30,6 +31,19 @@ static const char commands[] =
     "  /list              the channels\n"
     "  /away [text]       say you are away: a /msg to you gets text back\n"
     "  /back              no longer away\n"
+    "  /topic [#chan] [text]\n"
+    "                     see or set the topic of #chan (the current one by default)\n"
+    "  /kick #chan NICK [reason]\n"
+    "                     put NICK out of #chan (a channel operator's command)\n"
+    "  /invite NICK #chan ask NICK to join #chan, even an invite-only one\n"
+    "  /mode TARGET [MODES [ARGS]]\n"
+    "                     show or change the modes of a channel, or your own:\n"
+    "                     /mode #chan +k key, /mode #chan +o NICK, /mode #chan b\n"
+    "  /lusers            how many users and channels the server has\n"
+    "  /whowas NICK       who had NICK last\n"
+    "  /time              the server's clock\n"
+    "  /motd              the server's message of the day\n"
+    "  /quote RAW         send RAW as it is, e.g. /quote TOPIC #chan : (no topic)\n"
     "  /quit [message]    leave\n"
     "  /help              this list";
 
@@ -39,6 +53,10 @@ size_t chat_outlen;
 /* What the client knows of the conversation. */
 static char nick[IRC_MAX_LINE]; /* "" before we have one */
 static int registered, user_sent, raw, quitting, status_shown;
+/* The welcome burst is over (376 or 422 ended its message of the day): the
+ * server's statistics and the MOTD's frame, quiet until then, are now
+ * answers to /lusers or /motd. */
+static int welcomed;
 static char *joined[MAX_JOINED]; /* the channels joined, the current one last */
 static int njoined;
 static const struct chat_extension *extension;
@@ -97,10 +115,8 @@ static char *trim_end(char *s)
     return s;
 }
 
-void chat_queue(const char *command, const char **params, int n)
+static void queue_line(const char *line, size_t len)
 {
-    char line[IRC_MAX_LINE + 1];
-    size_t len = irc_format(line, NULL, command, params, n, 0);
     if (raw) {
         char shown[IRC_MAX_LINE + 1];
         memcpy(shown, line, len + 1);
@@ -113,6 +129,25 @@ void chat_queue(const char *command, const char **params, int n)
         memcpy(chat_out + chat_outlen, line, len);
         chat_outlen += len;
     }
+}
+
+void chat_queue(const char *command, const char **params, int n)
+{
+    char line[IRC_MAX_LINE + 1];
+    queue_line(line, irc_format(line, NULL, command, params, n, 0));
+}
+
+/* Queues text as it was typed (/quote), without CR (a typed line holds no
+ * LF): a line of at most 512 bytes, as irc_format makes them. */
+static void queue_raw(const char *text)
+{
+    char line[IRC_MAX_LINE + 1];
+    size_t len = 0;
+    for (; *text != '\0' && len < IRC_MAX_LINE - 2; text++)
+        if (*text != '\r')
+            line[len++] = *text;
+    memcpy(line + len, "\r\n", 3);
+    queue_line(line, len + 2);
 }
 
 static void forget_channel(const char *name)
@@ -223,6 +258,43 @@ static void typed(const char *line, size_t len)
         chat_queue("AWAY", (const char *[]){ args[0] ? args : "away" }, 1);
     } else if (!strcmp(name, "back")) {
         chat_queue("AWAY", NULL, 0);
+    } else if (!strcmp(name, "topic")) {
+        /* TOPIC <channel> [:<topic>]: without a text, the server tells the
+         * topic (RFC 2812 §3.2.4). */
+        int named = first[0] == '#' || first[0] == '&';
+        const char *params[] = { named ? first : current, named ? rest : args };
+        if (params[0] == NULL)
+            chat_say("-!- you are on no channel: /topic #chan [text]");
+        else
+            chat_queue("TOPIC", params, params[1][0] ? 2 : 1);
+    } else if (!strcmp(name, "kick") && first[0] && rest[0]) {
+        /* KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8) */
+        char *reason = strchr(rest, ' ');
+        if (reason != NULL)
+            *reason++ = '\0';
+        chat_queue("KICK", (const char *[]){ first, rest, reason }, reason ? 3 : 2);
+    } else if (!strcmp(name, "invite") && first[0] && rest[0]) {
+        /* INVITE <nickname> <channel> (RFC 2812 §3.2.7) */
+        rest[strcspn(rest, " ")] = '\0';
+        chat_queue("INVITE", (const char *[]){ first, rest }, 2);
+    } else if (!strcmp(name, "mode") && first[0]) {
+        /* MODE <target> [<modes> [<mode params>]]: one parameter per word,
+         * at most the 15 a message holds (RFC 2812 §2.3). */
+        const char *params[15];
+        int n = 0;
+        for (char *word = strtok(args, " "); word != NULL && n < 15; word = strtok(NULL, " "))
+            params[n++] = word;
+        chat_queue("MODE", params, n);
+    } else if (!strcmp(name, "lusers")) {
+        chat_queue("LUSERS", NULL, 0);
+    } else if (!strcmp(name, "whowas") && first[0]) {
+        chat_queue("WHOWAS", (const char *[]){ first }, 1);
+    } else if (!strcmp(name, "time")) {
+        chat_queue("TIME", NULL, 0);
+    } else if (!strcmp(name, "motd")) {
+        chat_queue("MOTD", NULL, 0);
+    } else if (!strcmp(name, "quote") && args[0]) {
+        queue_raw(args); /* the protocol with nothing in between */
     } else if (!strcmp(name, "quit") && !user_sent) {
         exit(0);
     } else if (!strcmp(name, "quit")) {
@@ -231,7 +303,9 @@ static void typed(const char *line, size_t len)
     } else if (!strcmp(name, "help")) {
         chat_say("%s%s", commands, extension && extension->help ? extension->help : "");
     } else if (!strcmp(name, "nick") || !strcmp(name, "whois") || !strcmp(name, "msg") ||
-               !strcmp(name, "msgall") || !strcmp(name, "join")) {
+               !strcmp(name, "msgall") || !strcmp(name, "join") || !strcmp(name, "kick") ||
+               !strcmp(name, "invite") || !strcmp(name, "mode") || !strcmp(name, "whowas") ||
+               !strcmp(name, "quote")) {
         chat_say("-!- /%s needs more: /help shows how to use it", name);
     } else if (extension == NULL || extension->command == NULL ||
                !extension->command(name, args)) {
@@ -255,10 +329,35 @@ static int one_of(const char *code, const char *list)
     return strlen(code) == 3 && strstr(list, word) != NULL;
 }
 
+/* m's parameters from the from-th to the one before until, a space between
+ * each, into out. */
+static char *words(const struct irc_message *m, int from, int until, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = from; i < until && used < size; i++)
+        used += snprintf(out + used, size - used, "%s%s", i > from ? " " : "", m->params[i]);
+    return out;
+}
+
+/* A time in seconds since 1970 (333, 329) as 2025-01-31 14:05:09 UTC;
+ * anything else, or past the year 9999, as it came. */
+static const char *date(const char *text, char *out, size_t size)
+{
+    struct tm *tm;
+    size_t len = strlen(text);
+    unsigned long long secs = strtoull(text, NULL, 10);
+    time_t t = (time_t)secs;
+    if (len == 0 || strspn(text, "0123456789") != len || secs >= 253402300800ULL ||
+        (tm = gmtime(&t)) == NULL || strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", tm) == 0)
+        return text;
+    return out;
+}
+
 void chat_receive(const char *line, size_t len)
 {
     struct irc_message m;
-    char from[IRC_MAX_LINE + 1] = "", text[2 * IRC_MAX_LINE];
+    char from[IRC_MAX_LINE + 1] = "", text[2 * IRC_MAX_LINE], when[64];
     if (!irc_parse(&m, line, len))
         return;
     if (raw) {
@@ -303,8 +402,25 @@ void chat_receive(const char *line, size_t len)
         chat_say("-!- you are now known as %s", P(0));
     } else if (!strcasecmp(code, "NICK")) {
         chat_say("-!- %s is now known as %s", from, P(0));
+    } else if (!strcasecmp(code, "TOPIC") && P(1)[0] == '\0') {
+        chat_say("-!- %s cleared the topic of %s", from, P(0));
     } else if (!strcasecmp(code, "TOPIC")) {
         chat_say("-!- %s set the topic of %s: %s", from, P(0), P(1));
+    } else if (!strcasecmp(code, "KICK") && irc_casecmp(P(1), chat_me()) == 0) {
+        /* KICK <channel> <nick> :<comment> */
+        chat_say("-!- you were kicked from %s by %s (%s)", P(0), from, P(2));
+        forget_channel(P(0));
+    } else if (!strcasecmp(code, "KICK")) {
+        chat_say("-!- %s was kicked from %s by %s (%s)", P(1), P(0), from, P(2));
+    } else if (!strcasecmp(code, "INVITE") && irc_casecmp(P(0), chat_me()) == 0) {
+        /* INVITE <nick> <channel>: to us (or, with invite-notify, to another) */
+        chat_say("-!- %s invites you to %s: /join %s", from, P(1), P(1));
+    } else if (!strcasecmp(code, "INVITE")) {
+        chat_say("-!- %s invited %s to %s", from, P(0), P(1));
+    } else if (!strcasecmp(code, "MODE")) {
+        /* MODE <target> <changes> [<args>...], a channel's or ours */
+        chat_say("-!- %s sets mode %s on %s", from, words(&m, 1, m.nparams, text, sizeof text),
+                 P(0));
     } else if (!strcasecmp(code, "ERROR")) {
         if (!quitting)
             chat_say("-!- server: %s", last);
@@ -313,11 +429,23 @@ void chat_receive(const char *line, size_t len)
         registered = 1;
         snprintf(nick, sizeof nick, "%s", P(0));
         chat_say("-!- %s", last);
-    } else if (one_of(code, " 002 003 004 005 251 252 253 254 255 265 266 375 376 422 366 321 ")) {
-        /* The rest of the welcome burst, the server's statistics, no
-         * message of the day, the ends of NAMES and the start of LIST. */
-    } else if (!strcmp(code, "372")) {
+    } else if (one_of(code, " 002 003 004 005 366 321 ")) {
+        /* The rest of the welcome burst, the end of NAMES, the start of LIST. */
+    } else if (one_of(code, " 250 251 252 253 254 255 265 266 375 376 422 ") && !welcomed) {
+        /* Quiet in the burst, up to its end (the MOTD's: 376, or 422 for
+         * none); after it, answers to /lusers and /motd. */
+        welcomed = one_of(code, " 376 422 ");
+    } else if (one_of(code, " 250 251 255 265 266 ")) {
+        /* LUSERS: sentences (250: the most connections at once), or a count
+         * and its words. */
+        chat_say("-!- %s", last);
+    } else if (one_of(code, " 252 253 254 ")) {
+        chat_say("-!- %s %s", P(1), last);
+    } else if (one_of(code, " 375 372 ")) {
+        /* MOTD: 375, a 372 per line, 376. */
         chat_say("%s", last);
+    } else if (!strcmp(code, "376")) {
+        chat_say("-!- end of /motd");
     } else if (!strcmp(code, "352")) {
         /* WHO: <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname> */
         if (!strcmp(P(1), "*"))
@@ -329,7 +457,8 @@ void chat_receive(const char *line, size_t len)
     } else if (!strcmp(code, "311")) {
         chat_say("%s is %s@%s (%s)", P(1), P(2), P(3), last);
     } else if (!strcmp(code, "312")) {
-        chat_say("%s is on server %s", P(1), P(2));
+        /* In WHOIS and in WHOWAS (whose 312 may tell when instead). */
+        chat_say("%s on server %s (%s)", P(1), P(2), last);
     } else if (!strcmp(code, "317")) {
         chat_say("%s has been idle %s s", P(1), P(2));
     } else if (!strcmp(code, "319")) {
@@ -339,6 +468,14 @@ void chat_receive(const char *line, size_t len)
         chat_say("%s is connected from %s", P(1), P(2));
     } else if (!strcmp(code, "318")) {
         chat_say("-!- end of /whois");
+    } else if (!strcmp(code, "314")) {
+        /* WHOWAS: 314 <me> <nick> <user> <host> * :<realname>, 312, 369. */
+        chat_say("%s was %s@%s (%s)", P(1), P(2), P(3), last);
+    } else if (!strcmp(code, "369")) {
+        chat_say("-!- end of /whowas");
+    } else if (!strcmp(code, "391")) {
+        /* TIME: 391 <me> <server> [<timestamp> [<offset>]] :<the time, to read> */
+        chat_say("-!- time on %s: %s", P(1), last);
     } else if (!strcmp(code, "353")) {
         /* NAMES: 353 <me> <type> <channel> :<names>, then 366. */
         chat_say("users on %s: %s", P(2), last);
@@ -360,28 +497,48 @@ void chat_receive(const char *line, size_t len)
         chat_say("-!- %s has no topic", P(1));
     } else if (!strcmp(code, "332")) {
         chat_say("-!- topic of %s: %s", P(1), last);
+    } else if (!strcmp(code, "333")) {
+        /* 333 <me> <channel> <nick> <set at> */
+        chat_say("-!- topic of %s set by %s on %s", P(1), P(2), date(P(3), when, sizeof when));
+    } else if (!strcmp(code, "324")) {
+        /* Channel modes: 324 <me> <channel> <modes> [<args>...],
+         * 329 <me> <channel> <created> */
+        chat_say("-!- modes of %s: %s", P(1), words(&m, 2, m.nparams, text, sizeof text));
+    } else if (!strcmp(code, "329")) {
+        chat_say("-!- %s was created on %s", P(1), date(P(2), when, sizeof when));
+    } else if (!strcmp(code, "341")) {
+        /* INVITE: 341 RPL_INVITING <me> <nick> <channel> */
+        chat_say("-!- you invited %s to %s", P(1), P(2));
+    } else if (!strcmp(code, "367") && P(3)[0] == '\0') {
+        /* Bans: 367 <me> <channel> <mask> [<who> <set at>] each, then 368. */
+        chat_say("-!- ban on %s: %s", P(1), P(2));
+    } else if (!strcmp(code, "367")) {
+        chat_say("-!- ban on %s: %s (set by %s)", P(1), P(2), P(3));
+    } else if (!strcmp(code, "368")) {
+        chat_say("-!- end of the ban list of %s", P(1));
     } else if (!strcmp(code, "433")) {
         chat_say("-!- nickname %s is taken: choose another with /nick NAME", P(1));
         if (!registered)
             nick[0] = '\0';
-    } else if (strlen(code) == 3 && (code[0] == '4' || code[0] == '5')) {
-        /* Errors: "<me> [<subject>] :<sentence>"; show one plain sentence. */
-        const char *subject = m.nparams > 2 ? P(1) : "";
+    } else if (strlen(code) == 3 && (code[0] == '4' || code[0] == '5' || !strcmp(code, "696"))) {
+        /* Errors, and 696 ERR_INVALIDMODEPARAM (Modern IRC): "<me>
+         * [<subjects>...] :<sentence>" (441: <nick> <channel>); show one
+         * plain sentence. */
+        const char *subject = words(&m, 1, m.nparams - 1, text, sizeof text);
         /* 403, 405, 471-476: we are not on that channel after all. */
         if (one_of(code, " 403 405 471 473 474 475 476 "))
-            forget_channel(subject);
+            forget_channel(P(1));
         if (subject[0] == '\0')
             chat_say("-!- error: %s", last);
         else
             chat_say("-!- error: %s (%s)", last, subject);
     } else if (numeric) {
         /* Any other reply (WHOIS extras such as 378): its text. */
-        size_t used = 0;
-        text[0] = '\0';
-        for (int i = 1; i < m.nparams; i++)
-            used += snprintf(text + used, sizeof text - used, "%s%s", i > 1 ? " " : "",
-                             m.params[i]);
-        chat_say("%s", text);
+        chat_say("%s", words(&m, 1, m.nparams, text, sizeof text));
+    } else {
+        /* Any other command (a PONG to /quote PING...): its words. */
+        words(&m, 0, m.nparams, text, sizeof text);
+        chat_say("-!- %s%s%s%s%s", from, from[0] ? " " : "", code, text[0] ? " " : "", text);
     }
 #undef P
 }
