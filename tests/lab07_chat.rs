@@ -65,6 +65,12 @@ crate::for_rust_and_c!(
     whowas_remembers_the_nicks_given_up_most_recent_first,
     time_tells_the_server_s_clock,
     motd_comes_from_the_file_given_at_start_up,
+    kick_and_invite_let_an_operator_choose_who_is_on_the_channel,
+    modes_t_n_m_and_v_decide_who_sets_the_topic_and_who_speaks,
+    modes_k_and_l_ask_for_a_key_and_bound_the_members,
+    mode_b_bans_nick_user_host_masks_from_joining_and_speaking,
+    mode_s_hides_a_channel_from_outsiders,
+    channel_modes_are_advertised_and_changed_in_one_line,
 );
 
 /// The chat server, in one implementation or the other.
@@ -400,9 +406,14 @@ fn channels_join_part_names_topic_and_list(twin: Twin) {
     assert_eq!(joined[0], ":bob!bob@127.0.0.1 JOIN #Room");
     assert_eq!(reply(&joined[1], "353")[3], "@alice bob");
 
-    // Anyone on the channel may set the topic; all members see it.
-    bob.send("TOPIC #room :Lab 07: chat");
-    let topic = ":bob!bob@127.0.0.1 TOPIC #Room :Lab 07: chat";
+    // A new channel is +t: its operators set the topic; all members see it.
+    bob.send("TOPIC #room :mine");
+    assert_eq!(
+        reply(&bob.next(), "482"),
+        ["bob", "#Room", "You're not channel operator"]
+    );
+    alice.send("TOPIC #room :Lab 07: chat");
+    let topic = ":alice!alice@127.0.0.1 TOPIC #Room :Lab 07: chat";
     assert_eq!(alice.next(), topic);
     assert_eq!(bob.next(), topic);
     carol.send("JOIN #room");
@@ -413,7 +424,7 @@ fn channels_join_part_names_topic_and_list(twin: Twin) {
         "{joined:?}"
     );
     assert_eq!(reply(&joined[1], "332"), ["carol", "#Room", "Lab 07: chat"]);
-    assert_eq!(reply(&joined[2], "333")[..3], ["carol", "#Room", "bob"]);
+    assert_eq!(reply(&joined[2], "333")[..3], ["carol", "#Room", "alice"]);
     assert_eq!(reply(&joined[3], "353")[3], "@alice bob carol");
     alice.expect(" JOIN ");
     bob.expect(" JOIN ");
@@ -1672,4 +1683,459 @@ fn motd_comes_from_the_file_given_at_start_up(twin: Twin) {
     let help = common::run(&bin, &["--help"], b"").stdout_text();
     assert!(help.contains("--motd FILE"), "{help}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Step: 1
+/// Hint: step 1: KICK and INVITE are given: an operator's KICK goes to every
+/// member, the kicked included; an INVITE lets its invitee into a +i channel
+/// once, and goes with the channel (README.md, "The commands").
+fn kick_and_invite_let_an_operator_choose_who_is_on_the_channel(twin: Twin) {
+    let mut server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+
+    carol.send("KICK #room");
+    assert_eq!(reply(&carol.next(), "461")[..2], ["carol", "KICK"]);
+    carol.send("KICK #nowhere bob");
+    assert_eq!(reply(&carol.next(), "403")[..2], ["carol", "#nowhere"]);
+    carol.send("KICK #room bob");
+    assert_eq!(
+        reply(&carol.next(), "442"),
+        ["carol", "#room", "You're not on that channel"]
+    );
+    bob.send("KICK #room alice");
+    assert_eq!(
+        reply(&bob.next(), "482"),
+        ["bob", "#room", "You're not channel operator"]
+    );
+    alice.send("KICK #room nobody,carol");
+    assert_eq!(reply(&alice.next(), "401")[..2], ["alice", "nobody"]);
+    assert_eq!(
+        reply(&alice.next(), "441"),
+        ["alice", "carol", "#room", "They aren't on that channel"]
+    );
+    // At most four nicks (TARGMAX=...,KICK:4).
+    alice.send("KICK #room n1,n2,n3,n4,n5");
+    let refused = alice.sync();
+    assert_eq!(commands(&refused), ["401", "401", "401", "401", "407"]);
+    assert_eq!(reply(&refused[4], "407")[1], "n5");
+
+    // Every member sees the KICK, the kicked included, who is then out.
+    alice.send("KICK #room BOB :out");
+    let kick = ":alice!alice@127.0.0.1 KICK #room bob :out";
+    assert_eq!(alice.next(), kick);
+    assert_eq!(bob.next(), kick);
+    server.expect("alice kicked bob from #room");
+    bob.send("PRIVMSG #room :still here?");
+    assert_eq!(reply(&bob.next(), "404")[..2], ["bob", "#room"]);
+
+    // +i: only the invited join, each invitation once.
+    alice.send("MODE #room +i");
+    assert_eq!(alice.next(), ":alice!alice@127.0.0.1 MODE #room +i");
+    bob.send("JOIN #room");
+    assert_eq!(
+        reply(&bob.next(), "473"),
+        ["bob", "#room", "Cannot join channel (+i)"]
+    );
+    bob.send("INVITE carol #room");
+    assert_eq!(reply(&bob.next(), "442")[..2], ["bob", "#room"]);
+    alice.send("INVITE bob");
+    assert_eq!(reply(&alice.next(), "461")[..2], ["alice", "INVITE"]);
+    alice.send("INVITE nobody #room");
+    assert_eq!(reply(&alice.next(), "401")[..2], ["alice", "nobody"]);
+    alice.send("INVITE bob #nowhere");
+    assert_eq!(reply(&alice.next(), "403")[..2], ["alice", "#nowhere"]);
+    alice.send("INVITE ALICE #room");
+    assert_eq!(
+        reply(&alice.next(), "443"),
+        ["alice", "alice", "#room", "is already on channel"]
+    );
+    alice.send("INVITE Bob #room");
+    assert_eq!(reply(&alice.next(), "341"), ["alice", "bob", "#room"]);
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 INVITE bob #room");
+    bob.send("JOIN #room");
+    assert_eq!(bob.until(" 366 ")[0], ":bob!bob@127.0.0.1 JOIN #room");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 JOIN #room");
+    bob.send("INVITE carol #room");
+    assert_eq!(
+        reply(&bob.next(), "482"),
+        ["bob", "#room", "You're not channel operator"]
+    );
+    bob.send("PART #room");
+    bob.next();
+    alice.next();
+    bob.send("JOIN #room");
+    assert_eq!(
+        reply(&bob.next(), "473")[1],
+        "#room",
+        "the invitation was used"
+    );
+
+    // A KICK that empties a channel removes it, and the invitations to it.
+    alice.send("INVITE carol #room");
+    assert_eq!(reply(&alice.next(), "341")[1], "carol");
+    assert_eq!(carol.next(), ":alice!alice@127.0.0.1 INVITE carol #room");
+    alice.send("KICK #room alice");
+    assert_eq!(
+        alice.next(),
+        ":alice!alice@127.0.0.1 KICK #room alice :alice"
+    );
+    alice.send("LIST");
+    assert_eq!(commands(&alice.sync()), ["323"]);
+    bob.send("JOIN #room");
+    assert_eq!(reply(&bob.until(" 366 ")[1], "353")[3], "@bob");
+    bob.send("MODE #room +i");
+    bob.next();
+    carol.send("JOIN #room");
+    assert_eq!(reply(&carol.next(), "473")[1], "#room");
+}
+
+/// Step: 1
+/// Hint: step 1: the channel modes are given: +t keeps the topic to the
+/// operators, +n keeps out messages from outside, +m lets only @ and + speak;
+/// NAMES, WHO and WHOIS show @ or + (README.md, "The commands").
+fn modes_t_n_m_and_v_decide_who_sets_the_topic_and_who_speaks(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+    let both = |alice: &mut Irc, bob: &mut Irc, line: &str| {
+        assert_eq!(alice.next(), line);
+        assert_eq!(bob.next(), line);
+    };
+
+    // A new channel is +nt.
+    bob.send("MODE #room");
+    assert_eq!(bob.next(), ":chat.socket-labs 324 bob #room +nt");
+    assert_eq!(reply(&bob.next(), "329")[1], "#room");
+    bob.send("TOPIC #room :bob's");
+    assert_eq!(reply(&bob.next(), "482")[1], "#room");
+    alice.send("MODE #room -t");
+    both(&mut alice, &mut bob, ":alice!alice@127.0.0.1 MODE #room -t");
+    bob.send("TOPIC #room :bob's");
+    both(
+        &mut alice,
+        &mut bob,
+        ":bob!bob@127.0.0.1 TOPIC #room :bob's",
+    );
+
+    carol.send("PRIVMSG #room :from outside");
+    assert_eq!(reply(&carol.next(), "404")[1], "#room");
+    alice.send("MODE #room -n");
+    both(&mut alice, &mut bob, ":alice!alice@127.0.0.1 MODE #room -n");
+    carol.send("PRIVMSG #room :from outside");
+    let outside = ":carol!carol@127.0.0.1 PRIVMSG #room :from outside";
+    both(&mut alice, &mut bob, outside);
+
+    // +m: only operators and voiced members speak.
+    alice.send("MODE #room +m");
+    both(&mut alice, &mut bob, ":alice!alice@127.0.0.1 MODE #room +m");
+    bob.send("PRIVMSG #room :hello?");
+    assert_eq!(
+        reply(&bob.next(), "404"),
+        ["bob", "#room", "Cannot send to channel"]
+    );
+    carol.send("PRIVMSG #room :and me?");
+    assert_eq!(reply(&carol.next(), "404")[1], "#room");
+    alice.send("MODE #room +v bob");
+    both(
+        &mut alice,
+        &mut bob,
+        ":alice!alice@127.0.0.1 MODE #room +v bob",
+    );
+    bob.send("PRIVMSG #room :voiced");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 PRIVMSG #room :voiced");
+    alice.send("PRIVMSG #room :operator");
+    assert_eq!(bob.next(), ":alice!alice@127.0.0.1 PRIVMSG #room :operator");
+    assert!(alice.sync().is_empty() && carol.sync().is_empty());
+
+    // @ and + in NAMES, WHO and WHOIS.
+    carol.send("NAMES #room");
+    assert_eq!(replies(&carol.sync(), "353")[0][3], "@alice +bob");
+    carol.send("WHO #room");
+    let flags: Vec<String> = replies(&carol.sync(), "352")
+        .into_iter()
+        .map(|row| row[6].clone())
+        .collect();
+    assert_eq!(flags, ["H@", "H+"]);
+    carol.send("WHOIS bob");
+    assert_eq!(
+        replies(&carol.until(" 318 "), "319"),
+        [["carol", "bob", "+#room"]]
+    );
+    // The highest status only (no multi-prefix).
+    alice.send("MODE #room +o bob");
+    both(
+        &mut alice,
+        &mut bob,
+        ":alice!alice@127.0.0.1 MODE #room +o bob",
+    );
+    carol.send("NAMES #room");
+    assert_eq!(replies(&carol.sync(), "353")[0][3], "@alice @bob");
+    alice.send("MODE #room -v bob");
+    both(
+        &mut alice,
+        &mut bob,
+        ":alice!alice@127.0.0.1 MODE #room -v bob",
+    );
+    alice.send("MODE #room -v bob");
+    assert!(alice.sync().is_empty(), "no change, no MODE line");
+}
+
+/// Step: 1
+/// Hint: step 1: the channel modes are given: +k asks JOIN for the key (475),
+/// shown in 324 to members only; +l bounds the members (471) (README.md, "The
+/// commands").
+fn modes_k_and_l_ask_for_a_key_and_bound_the_members(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol, mut dave] =
+        users(&server, ["alice", "bob", "carol", "dave"]);
+    alice.send("JOIN #room");
+    alice.expect(" 366 ");
+    alice.send("MODE #room +k");
+    assert_eq!(
+        reply(&alice.next(), "461"),
+        ["alice", "MODE", "Not enough parameters"]
+    );
+    alice.send("MODE #room +k :two words");
+    assert_eq!(
+        reply(&alice.next(), "525"),
+        ["alice", "#room", "Key is not well-formed"]
+    );
+    alice.send("MODE #room +k secret");
+    assert_eq!(alice.next(), ":alice!alice@127.0.0.1 MODE #room +k secret");
+    for join in ["JOIN #room", "JOIN #room wrong"] {
+        bob.send(join);
+        assert_eq!(
+            reply(&bob.next(), "475"),
+            ["bob", "#room", "Cannot join channel (+k)"]
+        );
+    }
+    bob.send("MODE #room");
+    assert_eq!(reply(&bob.sync()[0], "324"), ["bob", "#room", "+ntk"]);
+    bob.send("JOIN #room secret");
+    assert_eq!(bob.until(" 366 ")[0], ":bob!bob@127.0.0.1 JOIN #room");
+    alice.next();
+    // JOIN's keys go with its channels, in order.
+    carol.send("JOIN #carol,#room any,secret");
+    carol.expect(" 366 carol #carol ");
+    assert_eq!(carol.until(" 366 ")[0], ":carol!carol@127.0.0.1 JOIN #room");
+    alice.next();
+    bob.next();
+    bob.send("MODE #room");
+    assert_eq!(
+        reply(&bob.sync()[0], "324"),
+        ["bob", "#room", "+ntk", "secret"]
+    );
+
+    alice.send("MODE #room +l many");
+    assert_eq!(
+        reply(&alice.next(), "696"),
+        ["alice", "#room", "l", "many", "Invalid limit"]
+    );
+    alice.send("MODE #room +l 0");
+    assert_eq!(reply(&alice.next(), "696")[3], "0");
+    alice.send("MODE #room -k+l * 3");
+    let change = ":alice!alice@127.0.0.1 MODE #room +l-k 3 *";
+    for user in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(user.next(), change);
+    }
+    dave.send("JOIN #room");
+    assert_eq!(
+        reply(&dave.next(), "471"),
+        ["dave", "#room", "Cannot join channel (+l)"]
+    );
+    dave.send("MODE #room");
+    assert_eq!(
+        reply(&dave.sync()[0], "324"),
+        ["dave", "#room", "+ntl", "3"]
+    );
+    alice.send("MODE #room -l");
+    for user in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(user.next(), ":alice!alice@127.0.0.1 MODE #room -l");
+    }
+    dave.send("JOIN #room");
+    assert_eq!(dave.until(" 366 ")[0], ":dave!dave@127.0.0.1 JOIN #room");
+}
+
+/// Step: 1
+/// Hint: step 1: the channel modes are given: +b takes a nick!user@host mask
+/// (* and ?), keeps whoever it matches from joining (474) and speaking (404),
+/// and MODE #chan b lists the bans (367, 368) (README.md, "The commands").
+fn mode_b_bans_nick_user_host_masks_from_joining_and_speaking(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
+    join_all(&mut [&mut alice, &mut bob], "#room");
+
+    // A nick alone is made a whole mask.
+    alice.send("MODE #room +b carol");
+    let ban = ":alice!alice@127.0.0.1 MODE #room +b carol!*@*";
+    assert_eq!(alice.next(), ban);
+    assert_eq!(bob.next(), ban);
+    carol.send("JOIN #room");
+    assert_eq!(
+        reply(&carol.next(), "474"),
+        ["carol", "#room", "Cannot join channel (+b)"]
+    );
+    carol.send("MODE #room b");
+    let list = carol.sync();
+    assert_eq!(commands(&list), ["367", "368"]);
+    assert_eq!(
+        reply(&list[0], "367")[..4],
+        ["carol", "#room", "carol!*@*", "alice"]
+    );
+
+    // Wildcards; a banned member may not speak; an invitation lets in.
+    alice.send("MODE #room +b b?b!*@127.0.0.*");
+    let ban = ":alice!alice@127.0.0.1 MODE #room +b b?b!*@127.0.0.*";
+    assert_eq!(alice.next(), ban);
+    assert_eq!(bob.next(), ban);
+    bob.send("PRIVMSG #room :muted?");
+    assert_eq!(reply(&bob.next(), "404")[1], "#room");
+    alice.send("INVITE carol #room");
+    alice.next();
+    carol.next();
+    carol.send("JOIN #room");
+    carol.expect(" 366 ");
+    alice.next();
+    bob.next();
+    alice.send("MODE #room -b b?b!*@127.0.0.*");
+    let unban = ":alice!alice@127.0.0.1 MODE #room -b b?b!*@127.0.0.*";
+    for user in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(user.next(), unban);
+    }
+    bob.send("PRIVMSG #room :free");
+    assert_eq!(alice.next(), ":bob!bob@127.0.0.1 PRIVMSG #room :free");
+    alice.send("MODE #room +b CAROL!*@*");
+    assert!(alice.sync().is_empty(), "the same ban, whatever its case");
+
+    // Four changes with a parameter a line (MODES=4), twenty bans
+    // (MAXLIST=b:20), masks of at most 80 bytes.
+    alice.send("MODE #room +bbbbb x1 x2 x3 x4 x5");
+    assert_eq!(
+        alice.next(),
+        ":alice!alice@127.0.0.1 MODE #room +bbbb x1!*@* x2!*@* x3!*@* x4!*@*"
+    );
+    for n in 6..=20 {
+        alice.send(&format!("MODE #room +b x{n}"));
+    }
+    assert_eq!(alice.sync().len(), 15);
+    alice.send("MODE #room +b one-too-many");
+    assert_eq!(
+        reply(&alice.next(), "478"),
+        ["alice", "#room", "b", "Channel list is full"]
+    );
+    let long = "x".repeat(80);
+    alice.send(&format!("MODE #room -b {long}"));
+    assert_eq!(
+        reply(&alice.next(), "696"),
+        ["alice", "#room", "b", &long, "Ban mask too long"]
+    );
+    bob.send("MODE #room +b");
+    let list = bob.sync();
+    assert_eq!(list.len(), 16 + 20 + 1, "{list:?}"); // the MODE lines, 20 bans, 368
+    assert_eq!(replies(&list, "367").len(), 20);
+}
+
+/// Step: 1
+/// Hint: step 1: the channel modes are given: a secret channel (+s) is left
+/// out of LIST, NAMES and WHOIS for those not on it, and NAMES shows it with
+/// "@" (README.md, "The commands").
+fn mode_s_hides_a_channel_from_outsiders(twin: Twin) {
+    let server = start(twin, &[]);
+    let [mut alice, mut carol] = users(&server, ["alice", "carol"]);
+    for channel in ["#hidden", "#open"] {
+        alice.send(&format!("JOIN {channel}"));
+        alice.expect(" 366 ");
+    }
+    alice.send("MODE #hidden +s");
+    assert_eq!(alice.next(), ":alice!alice@127.0.0.1 MODE #hidden +s");
+
+    carol.send("LIST");
+    let list = replies(&carol.sync(), "322");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0][1], "#open");
+    carol.send("NAMES");
+    let names = replies(&carol.sync(), "353");
+    assert_eq!(names, [["carol", "=", "#open", "@alice"]]);
+    carol.send("NAMES #hidden");
+    assert_eq!(commands(&carol.sync()), ["366"]);
+    carol.send("WHOIS alice");
+    assert_eq!(
+        replies(&carol.until(" 318 "), "319"),
+        [["carol", "alice", "@#open"]]
+    );
+
+    // Its members see it, "@" for secret in 353.
+    alice.send("NAMES #hidden");
+    assert_eq!(
+        replies(&alice.sync(), "353"),
+        [["alice", "@", "#hidden", "@alice"]]
+    );
+    alice.send("LIST");
+    assert_eq!(replies(&alice.sync(), "322").len(), 2);
+    alice.send("WHOIS alice");
+    assert_eq!(
+        replies(&alice.until(" 318 "), "319"),
+        [["alice", "alice", "@#hidden @#open"]]
+    );
+}
+
+/// Step: 1
+/// Hint: step 1: the channel modes are given: 004 and 005 name them, 324
+/// shows them, and one MODE line relays only what changed (README.md, "The
+/// commands").
+fn channel_modes_are_advertised_and_changed_in_one_line(twin: Twin) {
+    let server = start(twin, &[]);
+    let (mut alice, burst) = Irc::register(&server, "alice");
+    let info = reply(&burst[3], "004");
+    assert_eq!(info[3..], ["i", "biklmnostv", "bklov"]);
+    let isupport = reply(&burst[4], "005");
+    for token in [
+        "PREFIX=(ov)@+",
+        "CHANMODES=b,k,l,imnst",
+        "MODES=4",
+        "MAXLIST=b:20",
+        "KICKLEN=255",
+        "TARGMAX=PRIVMSG:4,NOTICE:4,KICK:4",
+    ] {
+        assert!(
+            isupport.iter().any(|t| t == token),
+            "{token} in {isupport:?}"
+        );
+    }
+    alice.send("JOIN #room");
+    alice.expect(" 366 ");
+    alice.send("MODE #room");
+    let modes = alice.sync();
+    assert_eq!(modes[0], ":chat.socket-labs 324 alice #room +nt");
+    assert!(reply(&modes[1], "329")[2].parse::<u64>().is_ok());
+
+    alice.send("MODE #room +i-i+imst-n+l 9");
+    assert_eq!(alice.next(), ":alice!alice@127.0.0.1 MODE #room +im-n+sl 9");
+    alice.send("MODE #room +t");
+    assert!(alice.sync().is_empty(), "no change, no MODE line");
+    alice.send("MODE #room +xz");
+    let unknown = alice.sync();
+    assert_eq!(
+        reply(&unknown[0], "472"),
+        ["alice", "x", "is unknown mode char to me"]
+    );
+    assert_eq!(reply(&unknown[1], "472")[1], "z");
+    alice.send("MODE #room");
+    assert_eq!(
+        reply(&alice.sync()[0], "324"),
+        ["alice", "#room", "+imstl", "9"]
+    );
+    // A long KICK reason is cut at KICKLEN.
+    let [mut bob] = users(&server, ["bob"]);
+    alice.send("INVITE bob #room");
+    alice.next();
+    bob.next();
+    bob.send("JOIN #room");
+    bob.expect(" 366 ");
+    alice.next();
+    let why = "y".repeat(300);
+    alice.send(&format!("KICK #room bob :{why}"));
+    let kick = bob.next();
+    assert_eq!(parse(&kick).params[2], "y".repeat(255));
 }

@@ -60,8 +60,8 @@ impl Irc {
             } else if target.starts_with(b"#") {
                 match self.channels.get(&fold_bytes(target)) {
                     None => Some(("401", b"No such nick/channel")),
-                    // Only members may speak in a channel (mode +n, always).
-                    Some(channel) if channel.member(from).is_none() => {
+                    // +n: only members; +m: only @ and +; +b: not the banned.
+                    Some(channel) if !channel.may_speak(from, &prefix) => {
                         Some(("404", b"Cannot send to channel"))
                     }
                     Some(channel) => {

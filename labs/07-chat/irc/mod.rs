@@ -10,7 +10,8 @@
 //! - registration.rs: CAP, PASS, NICK, USER and the welcome; PING, PONG,
 //!   QUIT; a connection that comes and goes
 //! - messages.rs: PRIVMSG and NOTICE, to a nick, a channel or everyone
-//! - channels.rs: JOIN, PART, NAMES, LIST, TOPIC and a channel's MODE
+//! - channels.rs: JOIN, PART, NAMES, LIST, TOPIC, KICK and INVITE
+//! - modes.rs: a channel's modes and its MODE
 //! - queries.rs: WHO, WHOIS, WHOWAS, USERHOST, AWAY, a user's MODE
 //! - server_info.rs: LUSERS, TIME, MOTD (and the message of the day's file)
 //!
@@ -22,6 +23,7 @@
 
 mod channels;
 mod messages;
+mod modes;
 mod queries;
 mod registration;
 mod server_info;
@@ -109,6 +111,8 @@ struct User {
     away: Option<Vec<u8>>,
     /// The channels joined, in order (folded names, keys of `Irc::channels`).
     channels: Vec<Vec<u8>>,
+    /// The channels (folded names) it was invited to and has not joined.
+    invited: Vec<Vec<u8>>,
     /// Registration time, seconds since 1970, and the last PRIVMSG or
     /// NOTICE sent: WHOIS shows both (317).
     signon: u64,
@@ -173,6 +177,7 @@ impl Irc {
         }
         let needed = match &command[..] {
             b"USER" => 4,
+            b"KICK" | b"INVITE" => 2,
             b"CAP" | b"PING" | b"JOIN" | b"PART" | b"TOPIC" | b"MODE" | b"USERHOST" => 1,
             _ => 0,
         };
@@ -194,6 +199,8 @@ impl Irc {
             b"NAMES" => self.names(out, from, p),
             b"LIST" => self.list(out, from, p),
             b"TOPIC" => self.topic(out, from, p),
+            b"KICK" => self.kick(out, from, p),
+            b"INVITE" => self.invite(out, from, p),
             b"MODE" if p[0].starts_with(b"#") => self.channel_mode(out, from, p),
             b"MODE" => self.user_mode(out, from, p),
             b"WHO" => self.who(out, from, p),
@@ -219,6 +226,17 @@ impl Irc {
     /// trailing.
     fn reply(&self, out: &mut dyn Outbox, to: Id, numeric: &str, params: &[&[u8]]) {
         out.queue(to, &self.numeric(to, numeric, params));
+    }
+
+    /// A reply whose parameters are words, not text (324's modes, 367's
+    /// mask): the last one without the colon of `reply`.
+    fn reply_words(&self, out: &mut dyn Outbox, to: Id, numeric: &str, params: &[&[u8]]) {
+        let me = self.users.get(&to).map_or("*", User::nick);
+        let params = [&[me.as_bytes()], params].concat();
+        out.queue(
+            to,
+            &format_bytes(Some(self.name.as_bytes()), numeric, &params, false),
+        );
     }
 
     /// The line of a reply to `to`.

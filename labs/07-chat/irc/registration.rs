@@ -27,8 +27,12 @@ const ISUPPORT: &[&[u8]] = &[
     b"CHANNELLEN=50",
     b"NICKLEN=30",
     b"TOPICLEN=390",
-    b"PREFIX=(o)@",
-    b"TARGMAX=PRIVMSG:4,NOTICE:4",
+    b"PREFIX=(ov)@+",
+    b"CHANMODES=b,k,l,imnst",
+    b"MODES=4",
+    b"MAXLIST=b:20",
+    b"KICKLEN=255",
+    b"TARGMAX=PRIVMSG:4,NOTICE:4,KICK:4",
     b"NETWORK=socket-labs",
 ];
 
@@ -54,6 +58,7 @@ impl Irc {
             invisible: false,
             away: None,
             channels: Vec::new(),
+            invited: Vec::new(),
             signon: 0,
             last_message: Instant::now(),
         };
@@ -192,10 +197,18 @@ impl Irc {
         self.reply(out, from, "002", &[host.as_bytes()]);
         let created = format!("This server was created {}", self.created);
         self.reply(out, from, "003", &[created.as_bytes()]);
-        // <client> <servername> <version> <user modes> <channel modes>: mode
-        // letters, not text, so without the trailing colon of reply().
+        // <client> <servername> <version> <user modes> <channel modes>
+        // <channel modes with a parameter>: mode letters, not text, so
+        // without the trailing colon of reply().
         let name = self.name.as_bytes();
-        let info = [nick.as_bytes(), name, VERSION.as_bytes(), b"i", b"o"];
+        let info = [
+            nick.as_bytes(),
+            name,
+            VERSION.as_bytes(),
+            b"i",
+            b"biklmnostv",
+            b"bklov",
+        ];
         out.queue(from, &format_bytes(Some(name), "004", &info, false));
         let supported: &[&[u8]] = &[b"are supported by this server"];
         self.reply(out, from, "005", &[ISUPPORT, supported].concat());
@@ -267,7 +280,7 @@ impl Irc {
             if let Some(channel) = self.channels.get_mut(key) {
                 channel.members.retain(|m| m.id != id);
                 if channel.members.is_empty() {
-                    self.channels.remove(key);
+                    self.forget_channel(key);
                 }
             }
         }

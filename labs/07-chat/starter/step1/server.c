@@ -60,6 +60,14 @@ static const char usage[] =
 #define MAX_CHANNELS 20 /* per user: with the descriptor limit, bounds the channels */
 #define MAX_TARGETS 4   /* per PRIVMSG: each `$*` is a copy for every user */
 #define MAX_USERHOST 5  /* nicks per USERHOST (RFC 2812 §4.8) */
+#define MAX_KICKS 4     /* nicks per KICK (TARGMAX): each is a line to every member */
+#define KICKLEN 255     /* bytes of a KICK's reason */
+#define MAX_INVITES 10  /* per user: a new one past that makes the oldest forgotten */
+#define KEYLEN 23       /* a channel key (+k), as ratbox's and Solanum's */
+#define MAXBANS 20      /* per channel (MAXLIST=b:20) */
+#define BANLEN 80       /* a whole nick!user@host of ours fits; four fit in one MODE line */
+#define MAX_LIMIT 99999 /* the highest +l */
+#define MODES 4         /* changes with a parameter (b k l o v) per MODE line */
 #define MAX_REPLY 15    /* parameters of a reply */
 #define WHOWAS_MAX 100  /* departed nicks remembered; past it the oldest goes */
 #define MOTD_BYTES (64 * 1024) /* read of the --motd file: its first 64 KiB, */
@@ -81,6 +89,8 @@ struct user {
     char away[IRC_MAX_LINE]; /* AWAY's text, "" when here: 301, WHO's G */
     struct channel *channels[MAX_CHANNELS]; /* in the order joined */
     int nchannels;
+    struct channel *invited[MAX_INVITES]; /* invited to, not joined yet */
+    int ninvited;
     time_t signon;          /* when it registered, and (ms) when it last spoke */
     long long last_message; /* (PRIVMSG, NOTICE): WHOIS shows both (317) */
     int mark;               /* shares a channel with a given client: mark_peers() */
@@ -109,9 +119,21 @@ struct channel {
     time_t topic_at, created;
     struct member {
         struct client *c;
-        int operator; /* @nick in NAMES, @#chan in WHOIS, H@ in WHO */
+        int operator; /* +o: @nick in NAMES, @#chan in WHOIS, H@ in WHO */
+        int voice;    /* +v: may speak under +m; +nick, +#chan, H+ */
     } *member;        /* in the order they joined: NAMES lists them so */
     int nmembers, maxmembers;
+    /* Its modes (RFC 2811 §4): the flags set, letters of "imnst" in order;
+     * +k the key ("" none); +l the most members (0 none); +b the bans. */
+    char flags[8];
+    char key[KEYLEN + 1];
+    int limit;
+    struct ban {
+        char mask[BANLEN + 1]; /* nick!user@host, made whole: whole_mask() */
+        char by[NICKLEN + 1];  /* who set it, and when: 367 */
+        time_t at;
+    } bans[MAXBANS];
+    int nbans;
     struct channel *next;
 };
 
@@ -311,8 +333,67 @@ static void remove_member(struct channel *ch, const struct client *c)
         link = &(*link)->next;
     *link = ch->next;
     nchannels--;
+    for (int i = 0; i < nclients; i++) { /* and the invitations to it */
+        struct user *u = &client[i]->u;
+        k = 0;
+        for (int j = 0; j < u->ninvited; j++)
+            if (u->invited[j] != ch)
+                u->invited[k++] = u->invited[j];
+        u->ninvited = k;
+    }
     free(ch->member);
     free(ch);
+}
+
+/* Takes ch out of the channels u is on. */
+static void drop_channel(struct user *u, const struct channel *ch)
+{
+    int k = 0;
+    for (int j = 0; j < u->nchannels; j++)
+        if (u->channels[j] != ch)
+            u->channels[k++] = u->channels[j];
+    u->nchannels = k;
+}
+
+/* A member's highest status, as NAMES, WHO and WHOIS show it. */
+static const char *status_of(const struct member *m)
+{
+    return m == NULL ? "" : m->operator ? "@" : m->voice ? "+" : "";
+}
+
+static int has_mode(const struct channel *ch, char flag)
+{
+    return strchr(ch->flags, flag) != NULL;
+}
+
+/* Whether c may know of ch: a secret one (+s) is hidden from LIST, NAMES
+ * and WHOIS but for its members. */
+static int visible_to(struct channel *ch, const struct client *c)
+{
+    return !has_mode(ch, 's') || member_of(ch, c) != NULL;
+}
+
+/* Whether one of ch's bans matches c's nick!user@host. */
+static int banned(const struct channel *ch, const struct client *c)
+{
+    char prefix[PREFIXLEN];
+    prefix_of(c, prefix);
+    for (int k = 0; k < ch->nbans; k++)
+        if (irc_mask_matches(ch->bans[k].mask, prefix))
+            return 1;
+    return 0;
+}
+
+/* Whether c may send to ch: an operator or a voiced member always; from
+ * outside not under +n; not under +m; not when banned (+b). */
+static int may_speak(struct channel *ch, const struct client *c)
+{
+    struct member *m = member_of(ch, c);
+    if (m != NULL && (m->operator || m->voice))
+        return 1;
+    if (m == NULL && has_mode(ch, 'n'))
+        return 0;
+    return !has_mode(ch, 'm') && !banned(ch, c);
 }
 
 /* The next non-empty item of a comma-separated list (strsep(3)), or NULL. */
@@ -375,12 +456,14 @@ static void welcome(struct client *c)
     reply(c, "002", text, NULL);
     snprintf(text, sizeof text, "This server was created %s", created);
     reply(c, "003", text, NULL);
-    /* <nick> <server> <version> <user modes> <channel modes>: no trailing colon. */
-    const char *info[] = { c->u.nick, server_name, VERSION, "i", "o" };
-    send_to(c, server_name, "004", info, 5, 0);
+    /* <nick> <server> <version> <user modes> <channel modes> <those with a
+     * parameter>: mode letters, no trailing colon. */
+    const char *info[] = { c->u.nick, server_name, VERSION, "i", "biklmnostv", "bklov" };
+    send_to(c, server_name, "004", info, 6, 0);
     /* What a real client reads from 005 (RPL_ISUPPORT) to learn our rules. */
     reply(c, "005", "CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANLIMIT=#:20", "CHANNELLEN=50",
-          "NICKLEN=30", "TOPICLEN=390", "PREFIX=(o)@", "TARGMAX=PRIVMSG:4,NOTICE:4",
+          "NICKLEN=30", "TOPICLEN=390", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "MODES=4",
+          "MAXLIST=b:20", "KICKLEN=255", "TARGMAX=PRIVMSG:4,NOTICE:4,KICK:4",
           "NETWORK=socket-labs", "are supported by this server", NULL);
     int users = 0;
     for (int i = 0; i < nclients; i++)
@@ -525,7 +608,7 @@ static void message(struct client *c, const char *command, char **p, int n)
             for (int i = 0; i < nclients; i++)
                 if (client[i]->u.registered && client[i] != c)
                     queue(client[i], line, len);
-        } else if (ch != NULL && member_of(ch, c) != NULL) {
+        } else if (ch != NULL && may_speak(ch, c)) {
             params[0] = ch->name;
             tell_channel(ch, c, line, irc_format(line, prefix, command, params, 2, 1));
         } else if (to != NULL && to->u.registered) {
@@ -535,7 +618,7 @@ static void message(struct client *c, const char *command, char **p, int n)
                 reply(c, "301", to->u.nick, to->u.away, NULL);
         } else if (is_notice) {
             continue;
-        } else if (ch != NULL) { /* only members may speak in a channel (mode +n, always) */
+        } else if (ch != NULL) { /* +n: only members; +m: only @ and +; +b: not the banned */
             reply(c, "404", target, "Cannot send to channel", NULL);
         } else {
             reply(c, "401", target, "No such nick/channel", NULL);
@@ -546,7 +629,8 @@ static void message(struct client *c, const char *command, char **p, int n)
 static void privmsg(struct client *c, char **p, int n) { message(c, "PRIVMSG", p, n); }
 static void notice(struct client *c, char **p, int n) { message(c, "NOTICE", p, n); }
 
-/* ---- channels: JOIN, PART, NAMES, LIST, TOPIC, a channel's MODE (§3.2) */
+/* ---- channels: JOIN, PART, NAMES, LIST, TOPIC, KICK, INVITE, a channel's
+ * MODE (§3.2) */
 
 /* 332 RPL_TOPIC and 333 RPL_TOPICWHOTIME: the topic, who set it and when. */
 static void reply_topic(struct client *c, struct channel *ch)
@@ -557,16 +641,17 @@ static void reply_topic(struct client *c, struct channel *ch)
     reply(c, "333", ch->name, ch->topic_by, at, NULL);
 }
 
-/* 353 RPL_NAMREPLY lines: who is on the channel ("=": a public one). */
+/* 353 RPL_NAMREPLY lines: who is on the channel ("=" a public one, "@" a
+ * secret one). */
 static void names_of(struct client *c, struct channel *ch)
 {
     char *words = malloc(ch->nmembers * (NICKLEN + 2) + 1), *w = words;
     if (words == NULL)
         die("malloc", ch->name);
     for (int j = 0; j < ch->nmembers; j++)
-        w += sprintf(w, " %s%s", ch->member[j].operator ? "@" : "", ch->member[j].c->u.nick);
+        w += sprintf(w, " %s%s", status_of(&ch->member[j]), ch->member[j].c->u.nick);
     *w = '\0';
-    reply_list(c, "353", "=", ch->name, words);
+    reply_list(c, "353", has_mode(ch, 's') ? "@" : "=", ch->name, words);
     free(words);
 }
 
@@ -575,11 +660,7 @@ static void leave(struct client *c, struct channel *ch, const char *why)
 {
     char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
     const char *params[] = { ch->name, why };
-    int k = 0;
-    for (int j = 0; j < c->u.nchannels; j++)
-        if (c->u.channels[j] != ch)
-            c->u.channels[k++] = c->u.channels[j];
-    c->u.nchannels = k;
+    drop_channel(&c->u, ch);
     prefix_of(c, prefix);
     size_t len = irc_format(line, prefix, "PART", params, why != NULL ? 2 : 1, why != NULL);
     tell_channel(ch, NULL, line, len);
@@ -587,11 +668,47 @@ static void leave(struct client *c, struct channel *ch, const char *why)
     remove_member(ch, c);
 }
 
-/* JOIN #a,#b (keys ignored), or JOIN 0 to leave every channel. */
+/* Whether c was invited to ch; forgotten if `forget` (c joins it). */
+static int invited(struct client *c, const struct channel *ch, int forget)
+{
+    for (int j = 0; j < c->u.ninvited; j++) {
+        if (c->u.invited[j] != ch)
+            continue;
+        if (forget)
+            memmove(&c->u.invited[j], &c->u.invited[j + 1],
+                    (--c->u.ninvited - j) * sizeof c->u.invited[0]);
+        return 1;
+    }
+    return 0;
+}
+
+/* Why c may not join ch with this key (NULL: none given): a numeric, its
+ * text in *why; NULL if it may. An invitation lets it past +i and +b (as
+ * ngIRCd), not past +k or +l. */
+static const char *refuses(struct channel *ch, struct client *c, const char *key, const char **why)
+{
+    int invite = invited(c, ch, 0);
+    if (!invite && banned(ch, c)) {
+        *why = "Cannot join channel (+b)";
+        return "474";
+    } else if (!invite && has_mode(ch, 'i')) {
+        *why = "Cannot join channel (+i)";
+        return "473";
+    } else if (ch->key[0] != '\0' && (key == NULL || strcmp(key, ch->key) != 0)) {
+        *why = "Cannot join channel (+k)";
+        return "475";
+    } else if (ch->limit > 0 && ch->nmembers >= ch->limit) {
+        *why = "Cannot join channel (+l)";
+        return "471";
+    }
+    return NULL;
+}
+
+/* JOIN #a,#b [keyA,keyB], or JOIN 0 to leave every channel. */
 static void join(struct client *c, char **p, int n)
 {
-    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], *name;
-    (void)n;
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], *name, *keys = n > 1 ? p[1] : NULL;
+    const char *numeric, *why;
     if (strcmp(p[0], "0") == 0) {
         while (c->u.nchannels > 0)
             leave(c, c->u.channels[0], NULL);
@@ -599,6 +716,7 @@ static void join(struct client *c, char **p, int n)
     }
     while ((name = next_item(&p[0])) != NULL) {
         struct channel *ch = find_channel(name);
+        char *key = keys != NULL ? strsep(&keys, ",") : NULL;
         if (!irc_valid_channel(name, CHANNELLEN)) {
             reply(c, "403", name, "No such channel", NULL);
             continue;
@@ -609,12 +727,21 @@ static void join(struct client *c, char **p, int n)
             reply(c, "405", name, "You have joined too many channels", NULL);
             continue;
         }
+        if (ch != NULL && (numeric = refuses(ch, c, key, &why)) != NULL) {
+            reply(c, numeric, ch->name, why, NULL);
+            continue;
+        }
         if (ch == NULL) { /* a new channel, in its place in the sorted list */
             struct channel **link = &channels;
             if ((ch = calloc(1, sizeof *ch)) == NULL)
                 die("calloc", name);
             snprintf(ch->name, sizeof ch->name, "%s", name); /* irc_valid_channel: it fits */
             ch->created = time(NULL);
+            /* +nt, as most servers (ratbox, Solanum, InspIRCd): +n because a
+             * message from outside is nearly always spam (and this server
+             * never took one); +t because the topic is the channel's notice
+             * board, its operators' to write. */
+            strcpy(ch->flags, "nt");
             while (*link != NULL && irc_casecmp((*link)->name, name) < 0)
                 link = &(*link)->next;
             ch->next = *link;
@@ -629,7 +756,9 @@ static void join(struct client *c, char **p, int n)
         /* Whoever creates the channel is its operator. */
         ch->member[ch->nmembers].c = c;
         ch->member[ch->nmembers].operator = ch->nmembers == 0;
+        ch->member[ch->nmembers].voice = 0;
         ch->nmembers++;
+        invited(c, ch, 1); /* an invitation lasts until the invitee joins */
         c->u.channels[c->u.nchannels++] = ch;
         const char *params[] = { ch->name };
         tell_channel(ch, NULL, line, irc_format(line, prefix_of(c, prefix), "JOIN", params, 1, 0));
@@ -656,23 +785,26 @@ static void part(struct client *c, char **p, int n)
     }
 }
 
-/* NAMES [#a,#b]: who is on these channels (all without a parameter). */
+/* NAMES [#a,#b]: who is on these channels (all without a parameter); a
+ * secret one (+s) only to its members. */
 static void names(struct client *c, char **p, int n)
 {
     char *name;
     for (struct channel *ch = channels; n == 0 && ch != NULL; ch = ch->next)
-        names_of(c, ch);
+        if (visible_to(ch, c))
+            names_of(c, ch);
     if (n == 0)
         reply(c, "366", "*", "End of /NAMES list", NULL);
     while (n > 0 && (name = next_item(&p[0])) != NULL) {
         struct channel *ch = find_channel(name);
-        if (ch != NULL)
+        if (ch != NULL && visible_to(ch, c))
             names_of(c, ch);
         reply(c, "366", name, "End of /NAMES list", NULL);
     }
 }
 
-/* LIST [#a,#b]: 322 per channel, then 323. The optional 321 is not sent. */
+/* LIST [#a,#b]: 322 per channel (not a secret one, +s, to an outsider),
+ * then 323. The optional 321 is not sent. */
 static void list(struct client *c, char **p, int n)
 {
     char count[16], *name;
@@ -682,13 +814,15 @@ static void list(struct client *c, char **p, int n)
         if (n > 0 && (ch = find_channel(name)) == NULL)
             continue;
         snprintf(count, sizeof count, "%d", ch->nmembers);
-        reply(c, "322", ch->name, count, ch->topic, NULL);
+        if (visible_to(ch, c))
+            reply(c, "322", ch->name, count, ch->topic, NULL);
         ch = ch->next;
     }
     reply(c, "323", "End of /LIST", NULL);
 }
 
-/* TOPIC #chan [:text]: any member may set it (no mode +t here). */
+/* TOPIC #chan [:text]: anyone may read it; a member may set it, an operator
+ * only under +t. */
 static void topic(struct client *c, char **p, int n)
 {
     char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1];
@@ -701,12 +835,96 @@ static void topic(struct client *c, char **p, int n)
         reply(c, "331", ch->name, "No topic is set", NULL);
     } else if (member_of(ch, c) == NULL) {
         reply(c, "442", ch->name, "You're not on that channel", NULL);
+    } else if (has_mode(ch, 't') && !member_of(ch, c)->operator) {
+        reply(c, "482", ch->name, "You're not channel operator", NULL);
     } else {
         snprintf(ch->topic, sizeof ch->topic, "%s", p[1]); /* cut at TOPICLEN bytes */
         strcpy(ch->topic_by, c->u.nick);
         ch->topic_at = time(NULL);
         const char *params[] = { ch->name, ch->topic };
         tell_channel(ch, NULL, line, irc_format(line, prefix_of(c, prefix), "TOPIC", params, 2, 1));
+    }
+}
+
+/* KICK #chan nick[,nick] [:reason] (RFC 2812 §3.2.8), by an operator: the
+ * channel, the kicked included, sees the KICK; the last out removes it. */
+static void kick(struct client *c, char **p, int n)
+{
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], why[KICKLEN + 1], *nick;
+    struct channel *ch = find_channel(p[0]);
+    struct member *me = ch != NULL ? member_of(ch, c) : NULL;
+    int count = 0;
+    if (ch == NULL) {
+        reply(c, "403", p[0], "No such channel", NULL);
+        return;
+    } else if (me == NULL) {
+        reply(c, "442", ch->name, "You're not on that channel", NULL);
+        return;
+    } else if (!me->operator) {
+        reply(c, "482", ch->name, "You're not channel operator", NULL);
+        return;
+    }
+    /* Without a reason, the kicker's nick, as most servers say. */
+    snprintf(why, sizeof why, "%s", n > 2 && p[2][0] != '\0' ? p[2] : c->u.nick);
+    prefix_of(c, prefix);
+    while ((nick = next_item(&p[1])) != NULL) {
+        struct client *u = find_nick(nick);
+        if (count++ == MAX_KICKS) {
+            reply(c, "407", nick, "Too many targets", NULL);
+            break;
+        }
+        if (u == NULL) {
+            reply(c, "401", nick, "No such nick/channel", NULL);
+            continue;
+        }
+        if (ch == NULL)
+            return; /* the kicker kicked itself out, the last member */
+        if (member_of(ch, u) == NULL) {
+            reply(c, "441", nick, ch->name, "They aren't on that channel", NULL);
+            continue;
+        }
+        const char *params[] = { ch->name, u->u.nick, why };
+        tell_channel(ch, NULL, line, irc_format(line, prefix, "KICK", params, 3, 1));
+        printf("%s %s kicked %s from %s\n", c->peer, c->u.nick, u->u.nick, ch->name);
+        drop_channel(&u->u, ch);
+        int last = ch->nmembers == 1;
+        remove_member(ch, u);
+        if (last)
+            ch = NULL; /* removed */
+    }
+}
+
+/* INVITE nick #chan (RFC 2812 §3.2.7), by a member, an operator under +i:
+ * 341 to c, the INVITE to the invitee, who may then join past +i and +b
+ * until it does (or the channel ends). */
+static void invite(struct client *c, char **p, int n)
+{
+    char prefix[PREFIXLEN];
+    struct client *u = find_nick(p[0]);
+    struct channel *ch = find_channel(p[1]);
+    struct member *me = ch != NULL ? member_of(ch, c) : NULL;
+    (void)n;
+    if (u == NULL || !u->u.registered) {
+        reply(c, "401", p[0], "No such nick/channel", NULL);
+    } else if (ch == NULL) {
+        reply(c, "403", p[1], "No such channel", NULL);
+    } else if (me == NULL) {
+        reply(c, "442", ch->name, "You're not on that channel", NULL);
+    } else if (has_mode(ch, 'i') && !me->operator) {
+        reply(c, "482", ch->name, "You're not channel operator", NULL);
+    } else if (member_of(ch, u) != NULL) {
+        reply(c, "443", u->u.nick, ch->name, "is already on channel", NULL);
+    } else {
+        const char *params[] = { u->u.nick, ch->name }, *inviting[] = { c->u.nick, u->u.nick, ch->name };
+        send_to(u, prefix_of(c, prefix), "INVITE", params, 2, 0);
+        send_to(c, server_name, "341", inviting, 3, 0);
+        if (u->u.away[0] != '\0')
+            reply(c, "301", u->u.nick, u->u.away, NULL);
+        if (!invited(u, ch, 0)) {
+            if (u->u.ninvited == MAX_INVITES)
+                invited(u, u->u.invited[0], 1);
+            u->u.invited[u->u.ninvited++] = ch;
+        }
     }
 }
 
@@ -743,65 +961,269 @@ static void user_mode(struct client *c, char **p, int n)
         reply(c, "501", "Unknown MODE flag", NULL);
 }
 
-/* MODE #chan [changes [nicks]]: operator status (+o/-o, by an operator),
- * and the ban list irssi asks for (always empty). MODE nick: user_mode. */
+/* 324 RPL_CHANNELMODEIS and 329 RPL_CREATIONTIME: the modes, with the limit
+ * and, only to a member, the key (l before k, so that a client shown no key
+ * still reads the limit as l's parameter). */
+static void reply_modes(struct client *c, struct channel *ch)
+{
+    char letters[16], limit[16], when[24];
+    const char *params[5] = { c->u.nick, ch->name, letters };
+    int n = 3;
+    snprintf(letters, sizeof letters, "+%s%s%s", ch->flags, ch->limit > 0 ? "l" : "",
+             ch->key[0] != '\0' ? "k" : "");
+    snprintf(limit, sizeof limit, "%d", ch->limit);
+    if (ch->limit > 0)
+        params[n++] = limit;
+    if (ch->key[0] != '\0' && member_of(ch, c) != NULL)
+        params[n++] = ch->key;
+    send_to(c, server_name, "324", params, n, 0); /* mode letters: no trailing colon */
+    snprintf(when, sizeof when, "%lld", (long long)ch->created);
+    reply(c, "329", ch->name, when, NULL);
+}
+
+/* 367 RPL_BANLIST for each ban (mask, who set it, when), then 368. */
+static void reply_bans(struct client *c, struct channel *ch)
+{
+    char at[24];
+    for (int k = 0; k < ch->nbans; k++) {
+        snprintf(at, sizeof at, "%lld", (long long)ch->bans[k].at);
+        const char *params[] = { c->u.nick, ch->name, ch->bans[k].mask, ch->bans[k].by, at };
+        send_to(c, server_name, "367", params, 5, 0);
+    }
+    reply(c, "368", ch->name, "End of channel ban list", NULL);
+}
+
+/* A ban mask made whole, as servers store it: `bob` is bob!*@*, `*@host`
+ * is *!*@host, `bob!x` is bob!x@*. out has room for IRC_MAX_LINE + 8. */
+static void whole_mask(const char *mask, char *out)
+{
+    const char *bang = strchr(mask, '!'), *rest = "", *at, *host;
+    int nick = (int)strlen(mask), user;
+    if (bang != NULL) {
+        nick = (int)(bang - mask);
+        rest = bang + 1;
+    } else if (strchr(mask, '@') != NULL) {
+        nick = 0;
+        rest = mask;
+    }
+    at = strchr(rest, '@');
+    user = at != NULL ? (int)(at - rest) : (int)strlen(rest);
+    host = at != NULL ? at + 1 : "";
+    snprintf(out, IRC_MAX_LINE + 8, "%.*s!%.*s@%s", nick ? nick : 1, nick ? mask : "*",
+             user ? user : 1, user ? rest : "*", host[0] != '\0' ? host : "*");
+}
+
+/* A key JOIN could give: printable ASCII, no comma (JOIN's separator), at
+ * most KEYLEN bytes. */
+static int valid_key(const char *key)
+{
+    size_t len = strlen(key);
+    for (const char *s = key; *s != '\0'; s++)
+        if (*s <= ' ' || *s >= 127 || *s == ',')
+            return 0;
+    return len > 0 && len <= KEYLEN;
+}
+
+/* Adds (or takes off) a ban of ch: 1 if that changed anything, 0 if not,
+ * -1 when the list is full. */
+static int ban(struct channel *ch, int adding, const char *mask, const char *by)
+{
+    int k = 0;
+    while (k < ch->nbans && irc_casecmp(ch->bans[k].mask, mask) != 0)
+        k++;
+    if (adding && k < ch->nbans)
+        return 0;
+    if (adding && ch->nbans == MAXBANS)
+        return -1;
+    if (adding) {
+        struct ban *b = &ch->bans[ch->nbans++];
+        snprintf(b->mask, sizeof b->mask, "%s", mask); /* at most BANLEN: checked */
+        snprintf(b->by, sizeof b->by, "%s", by);
+        b->at = time(NULL);
+        return 1;
+    }
+    if (k == ch->nbans)
+        return 0;
+    memmove(&ch->bans[k], &ch->bans[k + 1], (--ch->nbans - k) * sizeof ch->bans[0]);
+    return 1;
+}
+
+/* One change of a channel's modes as relayed: + or -, its letter, its
+ * parameter ("" for none). */
+struct change {
+    int adding;
+    char letter;
+    char param[BANLEN + 1];
+};
+
+/* MODE #chan [changes [params]]: 324 and 329 without changes; the ban list
+ * (367, 368) for `b` alone, to anyone; changes from an operator, relayed to
+ * the channel in one MODE line. MODE nick: user_mode. */
 static void mode(struct client *c, char **p, int n)
 {
-    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], when[24];
+    char prefix[PREFIXLEN], line[IRC_MAX_LINE + 1], mask[IRC_MAX_LINE + 8], text[32];
     struct channel *ch = find_channel(p[0]);
     struct member *me = ch != NULL ? member_of(ch, c) : NULL;
-    int next = 2, adding = 1;
+    /* The changes of bans and statuses, in order; then all that changed. */
+    struct change listed[MODES], all[5 + 2 + MODES];
+    int next = 2, adding = 1, with_param = 0, nlisted = 0, nall = 0;
     if (p[0][0] != '#') {
         user_mode(c, p, n);
+        return;
     } else if (ch == NULL) {
         reply(c, "403", p[0], "No such channel", NULL);
+        return;
     } else if (n < 2) {
-        snprintf(when, sizeof when, "%lld", (long long)ch->created);
-        reply(c, "324", ch->name, "+", NULL);
-        reply(c, "329", ch->name, when, NULL);
-    } else if (n == 2 && strcmp(p[1] + strspn(p[1], "+"), "b") == 0) {
-        reply(c, "368", ch->name, "End of channel ban list", NULL);
+        reply_modes(c, ch);
+        return;
+    } else if (n == 2 && p[1][strspn(p[1], "+-b")] == '\0' && strchr(p[1], 'b') != NULL) {
+        reply_bans(c, ch);
+        return;
     } else if (me == NULL || !me->operator) {
         reply(c, "482", ch->name, "You're not channel operator", NULL);
-    } else {
-        prefix_of(c, prefix);
-        for (const char *s = p[1]; *s != '\0'; s++) {
-            char letter[2] = { *s, '\0' };
-            if (*s == '+' || *s == '-') {
-                adding = *s == '+';
-            } else if (*s != 'o') {
-                reply(c, "472", letter, "is unknown mode char to me", NULL);
-            } else if (next >= n) {
-                reply(c, "461", "MODE", "Not enough parameters", NULL);
-                return;
-            } else {
-                const char *target = p[next++];
-                struct client *u = find_nick(target);
-                struct member *m = u != NULL ? member_of(ch, u) : NULL;
-                if (u == NULL) {
-                    reply(c, "401", target, "No such nick/channel", NULL);
-                    continue;
-                }
-                if (m == NULL) {
-                    reply(c, "441", target, ch->name, "They aren't on that channel", NULL);
-                    continue;
-                }
-                m->operator = adding;
-                const char *params[] = { ch->name, adding ? "+o" : "-o", target };
-                tell_channel(ch, NULL, line, irc_format(line, prefix, "MODE", params, 3, 0));
+        return;
+    }
+    /* The flags, key and limit as the line leaves them: what changed is
+     * relayed once, whatever the line said (+i-i+i is +i). */
+    char flags[8], key[KEYLEN + 1];
+    int limit = ch->limit;
+    strcpy(flags, ch->flags);
+    strcpy(key, ch->key);
+    for (const char *s = p[1]; *s != '\0'; s++) {
+        char letter[2] = { *s, '\0' };
+        const char *param = NULL;
+        if (*s == '+' || *s == '-') {
+            adding = *s == '+';
+            continue;
+        }
+        if (strchr("imnst", *s) != NULL) {
+            char was[8];
+            int k = 0;
+            strcpy(was, flags);
+            for (const char *f = "imnst"; *f != '\0'; f++) /* kept in order */
+                if (*f == *s ? adding : strchr(was, *f) != NULL)
+                    flags[k++] = *f;
+            flags[k] = '\0';
+            continue;
+        }
+        if (strchr("bklov", *s) == NULL) {
+            reply(c, "472", letter, "is unknown mode char to me", NULL);
+            continue;
+        }
+        /* -l takes no parameter; -k takes the key if given, any key. */
+        if (*s == 'l' && !adding) {
+            param = NULL;
+        } else if (*s == 'k' && !adding) {
+            if (next < n) {
+                next++;
+                param = "*";
+            }
+        } else if (next < n) {
+            param = p[next++];
+        } else if (*s == 'b') {
+            reply_bans(c, ch);
+            continue;
+        } else {
+            reply(c, "461", "MODE", "Not enough parameters", NULL);
+            continue;
+        }
+        if (param != NULL || *s == 'l') {
+            if (with_param == MODES)
+                continue; /* past MODES changes with a parameter: ignored */
+            with_param++;
+        }
+        if (*s == 'k' && !adding) {
+            key[0] = '\0';
+        } else if (*s == 'k' && valid_key(param)) {
+            strcpy(key, param);
+        } else if (*s == 'k') {
+            reply(c, "525", ch->name, "Key is not well-formed", NULL);
+        } else if (*s == 'l' && !adding) {
+            limit = 0;
+        } else if (*s == 'l') {
+            char *end;
+            errno = 0;
+            unsigned long value = strtoul(param, &end, 10);
+            if (param[0] >= '0' && param[0] <= '9' && *end == '\0' && errno == 0 && value >= 1 &&
+                value <= MAX_LIMIT)
+                limit = (int)value;
+            else
+                reply(c, "696", ch->name, "l", param, "Invalid limit", NULL);
+        } else if (*s == 'b') {
+            whole_mask(param, mask);
+            int changed = strlen(mask) > BANLEN ? -2 : ban(ch, adding, mask, c->u.nick);
+            if (changed == -2)
+                reply(c, "696", ch->name, "b", param, "Ban mask too long", NULL);
+            else if (changed == -1)
+                reply(c, "478", ch->name, "b", "Channel list is full", NULL);
+            else if (changed == 1) {
+                listed[nlisted] = (struct change){ adding, *s, "" };
+                snprintf(listed[nlisted++].param, BANLEN + 1, "%s", mask);
+            }
+        } else { /* o and v: a member's status */
+            struct client *u = find_nick(param);
+            struct member *m = u != NULL ? member_of(ch, u) : NULL;
+            if (u == NULL) {
+                reply(c, "401", param, "No such nick/channel", NULL);
+                continue;
+            }
+            if (m == NULL) {
+                reply(c, "441", param, ch->name, "They aren't on that channel", NULL);
+                continue;
+            }
+            int *status = *s == 'o' ? &m->operator : &m->voice;
+            if (*status != adding) {
+                *status = adding;
+                listed[nlisted] = (struct change){ adding, *s, "" };
+                snprintf(listed[nlisted++].param, BANLEN + 1, "%s", u->u.nick);
             }
         }
     }
+    /* What changed, in the order flags, limit, key, then the rest. */
+    for (const char *f = "imnst"; *f != '\0'; f++)
+        if ((strchr(flags, *f) != NULL) != has_mode(ch, *f))
+            all[nall++] = (struct change){ strchr(flags, *f) != NULL, *f, "" };
+    if (limit != ch->limit) {
+        all[nall] = (struct change){ limit > 0, 'l', "" };
+        if (limit > 0)
+            snprintf(all[nall].param, BANLEN + 1, "%d", limit);
+        nall++;
+    }
+    if (strcmp(key, ch->key) != 0) {
+        all[nall] = (struct change){ key[0] != '\0', 'k', "" };
+        snprintf(all[nall++].param, BANLEN + 1, "%s", key[0] != '\0' ? key : "*");
+    }
+    for (int k = 0; k < nlisted; k++)
+        all[nall++] = listed[k];
+    strcpy(ch->flags, flags);
+    strcpy(ch->key, key);
+    ch->limit = limit;
+    if (nall == 0)
+        return;
+    /* +mt-n+l 10: a sign where it changes, then the parameters in order. */
+    const char *params[2 + 2 + MODES] = { ch->name, text };
+    int nparams = 2, sign = -1;
+    size_t len = 0;
+    for (int k = 0; k < nall; k++) {
+        if (all[k].adding != sign)
+            text[len++] = (sign = all[k].adding) ? '+' : '-';
+        text[len++] = all[k].letter;
+        if (all[k].param[0] != '\0')
+            params[nparams++] = all[k].param;
+    }
+    text[len] = '\0';
+    tell_channel(ch, NULL, line, irc_format(line, prefix_of(c, prefix), "MODE", params, nparams, 0));
 }
 
 /* 352: <channel> <user> <host> <server> <nick> <flags> :<hops> <realname> */
-static void who_row(struct client *c, const struct user *u, const char *channel, int op)
+static void who_row(struct client *c, const struct user *u, const char *channel,
+                    const char *status)
 {
-    char last[IRC_MAX_LINE + 2];
-    const char *flags[2][2] = { { "H", "H@" }, { "G", "G@" } }; /* here or gone (AWAY), operator */
+    char last[IRC_MAX_LINE + 2], flags[4];
+    /* H: here, G: gone (AWAY); then @ a channel operator, + voiced. */
+    snprintf(flags, sizeof flags, "%c%s", u->away[0] != '\0' ? 'G' : 'H', status);
     snprintf(last, sizeof last, "0 %s", u->realname);
-    reply(c, "352", channel, u->name, u->host, server_name, u->nick,
-          flags[u->away[0] != '\0'][op != 0], last, NULL);
+    reply(c, "352", channel, u->name, u->host, server_name, u->nick, flags, last, NULL);
 }
 
 /* WHO [mask]: a 352 per user matching (`#chan`: its members; otherwise not
@@ -811,7 +1233,7 @@ static void who(struct client *c, char **p, int n)
     const char *mask = n > 0 ? p[0] : "*";
     struct channel *ch = mask[0] == '#' ? find_channel(mask) : NULL;
     for (int j = 0; ch != NULL && j < ch->nmembers; j++)
-        who_row(c, &ch->member[j].c->u, ch->name, ch->member[j].operator);
+        who_row(c, &ch->member[j].c->u, ch->name, status_of(&ch->member[j]));
     if (mask[0] != '#')
         mark_peers(c); /* an invisible user (+i) is listed only to itself and its peers */
     for (int i = 0; mask[0] != '#' && i < nclients; i++) {
@@ -819,13 +1241,14 @@ static void who(struct client *c, char **p, int n)
         if (u->registered && (!u->invisible || u->mark || client[i] == c) &&
             (strcmp(mask, "0") == 0 || irc_mask_matches(mask, u->nick) ||
              irc_mask_matches(mask, u->host) || irc_mask_matches(mask, u->realname)))
-            who_row(c, u, "*", 0);
+            who_row(c, u, "*", "");
         u->mark = 0;
     }
     reply(c, "315", mask, "End of WHO list", NULL);
 }
 
-/* WHOIS [server] nick: who, from where, on which channels, idle how long. */
+/* WHOIS [server] nick: who, from where, on which channels (not the secret
+ * ones c is not on), idle how long. */
 static void whois(struct client *c, char **p, int n)
 {
     char idle[24], signon[24], words[MAX_CHANNELS * (CHANNELLEN + 3) + 1] = "", *w = words;
@@ -846,7 +1269,8 @@ static void whois(struct client *c, char **p, int n)
         reply(c, "301", u->nick, u->away, NULL);
     for (int k = 0; k < u->nchannels; k++) {
         struct member *m = member_of(u->channels[k], who);
-        w += sprintf(w, " %s%s", m != NULL && m->operator ? "@" : "", u->channels[k]->name);
+        if (visible_to(u->channels[k], c)) /* not a secret channel c is not on */
+            w += sprintf(w, " %s%s", status_of(m), u->channels[k]->name);
     }
     reply_list(c, "319", u->nick, NULL, words);
     /* 338 RPL_WHOISACTUALLY: the address and port the user connects from. */
@@ -1023,6 +1447,7 @@ static const struct command {
     { "WHO", 0, 0, who },       { "WHOIS", 0, 0, whois },     { "MOTD", 0, 0, motd },
     { "LUSERS", 0, 0, lusers }, { "USERHOST", 1, 0, userhost }, { "AWAY", 0, 0, away },
     { "WHOWAS", 0, 0, whowas }, { "TIME", 0, 0, server_time },
+    { "KICK", 2, 0, kick },     { "INVITE", 2, 0, invite },
 };
 
 /* Handles one line from c (CR LF or LF included). */

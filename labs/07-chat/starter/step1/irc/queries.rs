@@ -17,11 +17,11 @@ impl Irc {
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
-        let mut row = |user: &User, channel: &[u8], operator: bool| {
+        let mut row = |user: &User, channel: &[u8], status: &str| {
             let hops_and_name = [b"0 ", &user.realname[..]].concat();
-            // H: here, G: gone (AWAY); @: a channel operator.
+            // H: here, G: gone (AWAY); then @ a channel operator, + voiced.
             let here = if user.away.is_some() { "G" } else { "H" };
-            let flags = format!("{here}{}", if operator { "@" } else { "" });
+            let flags = format!("{here}{status}");
             let params = [
                 channel,
                 user.user.as_deref().unwrap_or("").as_bytes(),
@@ -37,7 +37,7 @@ impl Irc {
             if let Some(channel) = self.channels.get(&fold_bytes(mask)) {
                 for member in &channel.members {
                     if let Some(user) = self.users.get(&member.id) {
-                        row(user, &channel.name, member.operator);
+                        row(user, &channel.name, member.prefix());
                     }
                 }
             }
@@ -55,7 +55,7 @@ impl Irc {
                     || mask_matches(mask, user.host.as_bytes())
                     || mask_matches(mask, &user.realname)
                 {
-                    row(user, b"*", false);
+                    row(user, b"*", "");
                 }
             }
         }
@@ -63,7 +63,8 @@ impl Irc {
     }
 
     /// `WHOIS [server] nick`: who they are, where from (address and port),
-    /// on which channels, idle how long; always ended by 318.
+    /// on which channels (not the secret ones the asker is not on), idle
+    /// how long; always ended by 318.
     pub(super) fn whois(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(&nick) = p.last().filter(|n| !n.is_empty()) else {
             self.reply(out, from, "431", &[b"No nickname given"]);
@@ -82,10 +83,9 @@ impl Irc {
             .channels
             .iter()
             .filter_map(|key| {
-                let channel = self.channels.get(key)?;
-                let operator = channel.member(id).is_some_and(|m| m.operator);
-                let at: &[u8] = if operator { b"@" } else { b"" };
-                Some([at, &channel.name].concat())
+                let channel = self.channels.get(key).filter(|c| c.visible_to(from))?;
+                let status = channel.member(id).map_or("", |m| m.prefix());
+                Some([status.as_bytes(), &channel.name].concat())
             })
             .collect();
         let nick = who.nick().as_bytes();

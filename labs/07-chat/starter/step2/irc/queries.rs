@@ -21,11 +21,11 @@ impl Irc {
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
-        let mut row = |user: &User, channel: &[u8], operator: bool| {
+        let mut row = |user: &User, channel: &[u8], status: &str| {
             let hops_and_name = [b"0 ", &user.realname[..]].concat();
-            // H: here, G: gone (AWAY); @: a channel operator.
+            // H: here, G: gone (AWAY); then @ a channel operator, + voiced.
             let here = if user.away.is_some() { "G" } else { "H" };
-            let flags = format!("{here}{}", if operator { "@" } else { "" });
+            let flags = format!("{here}{status}");
             let params = [
                 channel,
                 user.user.as_deref().unwrap_or("").as_bytes(),
@@ -38,16 +38,18 @@ impl Irc {
             self.reply(out, from, "352", &params);
         };
         // TODO `#chan` (self.channels, by fold_bytes): a row per member, with the
-        // channel's name and the member's operator status; any other mask: a
-        // row per registered user, channel "*", whose nick, host or realname
-        // the mask matches (mask_matches), every one for mask "0", but not an
-        // invisible one (+i, user.invisible) other than `from` that shares no
-        // channel with it (self.peers(from)); then 315 (mask) "End of WHO list"
+        // channel's name and the member's status (member.prefix(): "@", "+" or
+        // ""); any other mask: a row per registered user, channel "*" and status
+        // "", whose nick, host or realname the mask matches (mask_matches),
+        // every one for mask "0", but not an invisible one (+i, user.invisible)
+        // other than `from` that shares no channel with it (self.peers(from));
+        // then 315 (mask) "End of WHO list"
         socket_labs::todo("WHO");
     }
 
     /// `WHOIS [server] nick`: who they are, where from (address and port),
-    /// on which channels, idle how long; always ended by 318.
+    /// on which channels (not the secret ones the asker is not on), idle
+    /// how long; always ended by 318.
     pub(super) fn whois(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let Some(&nick) = p.last().filter(|n| !n.is_empty()) else {
             self.reply(out, from, "431", &[b"No nickname given"]);
@@ -66,10 +68,9 @@ impl Irc {
             .channels
             .iter()
             .filter_map(|key| {
-                let channel = self.channels.get(key)?;
-                let operator = channel.member(id).is_some_and(|m| m.operator);
-                let at: &[u8] = if operator { b"@" } else { b"" };
-                Some([at, &channel.name].concat())
+                let channel = self.channels.get(key).filter(|c| c.visible_to(from))?;
+                let status = channel.member(id).map_or("", |m| m.prefix());
+                Some([status.as_bytes(), &channel.name].concat())
             })
             .collect();
         // TODO the replies, each with the nick first: 311 (user, host, "*",
