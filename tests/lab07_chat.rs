@@ -2038,8 +2038,8 @@ fn mode_b_bans_nick_user_host_masks_from_joining_and_speaking(twin: Twin) {
 
 /// Step: 1
 /// Hint: step 1: the channel modes are given: a secret channel (+s) is left
-/// out of LIST, NAMES and WHOIS for those not on it, and NAMES shows it with
-/// "@" (README.md, "The commands").
+/// out of LIST, NAMES, WHO and WHOIS for those not on it, and NAMES shows it
+/// with "@" (README.md, "The commands").
 fn mode_s_hides_a_channel_from_outsiders(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut carol] = users(&server, ["alice", "carol"]);
@@ -2059,6 +2059,8 @@ fn mode_s_hides_a_channel_from_outsiders(twin: Twin) {
     assert_eq!(names, [["carol", "=", "#open", "@alice"]]);
     carol.send("NAMES #hidden");
     assert_eq!(commands(&carol.sync()), ["366"]);
+    carol.send("WHO #hidden");
+    assert_eq!(commands(&carol.sync()), ["315"]);
     carol.send("WHOIS alice");
     assert_eq!(
         replies(&carol.until(" 318 "), "319"),
@@ -2073,6 +2075,8 @@ fn mode_s_hides_a_channel_from_outsiders(twin: Twin) {
     );
     alice.send("LIST");
     assert_eq!(replies(&alice.sync(), "322").len(), 2);
+    alice.send("WHO #hidden");
+    assert_eq!(commands(&alice.sync()), ["352", "315"]);
     alice.send("WHOIS alice");
     assert_eq!(
         replies(&alice.until(" 318 "), "319"),

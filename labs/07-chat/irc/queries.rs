@@ -12,8 +12,9 @@ const MAX_USERHOST: usize = 5;
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
-    /// `#chan`; `*` or nothing for everyone, but the invisible who share no
-    /// channel with the asker), then 315 repeating the mask.
+    /// `#chan`, but a secret one's to outsiders; `*` or nothing for
+    /// everyone, but the invisible who share no channel with the asker),
+    /// then 315 repeating the mask.
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
@@ -33,8 +34,13 @@ impl Irc {
             ];
             self.reply(out, from, "352", &params);
         };
+        // `#chan`: its members; a secret one's (+s) only to its members.
+        let channel = mask
+            .starts_with(b"#")
+            .then(|| self.channels.get(&fold_bytes(mask)));
+        let channel = channel.flatten().filter(|c| c.visible_to(from));
         if mask.starts_with(b"#") {
-            if let Some(channel) = self.channels.get(&fold_bytes(mask)) {
+            if let Some(channel) = channel {
                 for member in &channel.members {
                     if let Some(user) = self.users.get(&member.id) {
                         row(user, &channel.name, member.prefix());

@@ -1231,12 +1231,15 @@ static void who_row(struct client *c, const struct user *u, const char *channel,
     reply(c, "352", channel, u->name, u->host, server_name, u->nick, flags, last, NULL);
 }
 
-/* WHO [mask]: a 352 per user matching (`#chan`: its members; otherwise not
- * the invisible who share no channel with c), then 315. */
+/* WHO [mask]: a 352 per user matching (`#chan`: its members, but a secret
+ * one's to outsiders; otherwise not the invisible who share no channel with
+ * c), then 315. */
 static void who(struct client *c, char **p, int n)
 {
     const char *mask = n > 0 ? p[0] : "*";
     struct channel *ch = mask[0] == '#' ? find_channel(mask) : NULL;
+    if (ch != NULL && !visible_to(ch, c))
+        ch = NULL; /* a secret channel's (+s) members only to its members */
     /* TODO `#chan`: a who_row per member of ch (its name, the member's status,
      * status_of(member): "@", "+" or ""); any other mask: a who_row "*" "" per
      * registered client whose nick, host or realname the mask matches

@@ -16,8 +16,9 @@ const MAX_USERHOST: usize = 5;
 
 impl Irc {
     /// `WHO [mask]`: one 352 per user matching (a channel's members for
-    /// `#chan`; `*` or nothing for everyone, but the invisible who share no
-    /// channel with the asker), then 315 repeating the mask.
+    /// `#chan`, but a secret one's to outsiders; `*` or nothing for
+    /// everyone, but the invisible who share no channel with the asker),
+    /// then 315 repeating the mask.
     pub(super) fn who(&self, out: &mut dyn Outbox, from: Id, p: &[&[u8]]) {
         let mask = p.first().copied().unwrap_or(b"*");
         // <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
@@ -37,13 +38,18 @@ impl Irc {
             ];
             self.reply(out, from, "352", &params);
         };
-        // TODO `#chan` (self.channels, by fold_bytes): a row per member, with the
-        // channel's name and the member's status (member.prefix(): "@", "+" or
-        // ""); any other mask: a row per registered user, channel "*" and status
-        // "", whose nick, host or realname the mask matches (mask_matches),
-        // every one for mask "0", but not an invisible one (+i, user.invisible)
-        // other than `from` that shares no channel with it (self.peers(from));
-        // then 315 (mask) "End of WHO list"
+        // `#chan`: its members; a secret one's (+s) only to its members.
+        let channel = mask
+            .starts_with(b"#")
+            .then(|| self.channels.get(&fold_bytes(mask)));
+        let channel = channel.flatten().filter(|c| c.visible_to(from));
+        // TODO `#chan`: a row per member of `channel`, if any, with the channel's
+        // name and the member's status (member.prefix(): "@", "+" or ""); any
+        // other mask: a row per registered user, channel "*" and status "",
+        // whose nick, host or realname the mask matches (mask_matches), every
+        // one for mask "0", but not an invisible one (+i, user.invisible) other
+        // than `from` that shares no channel with it (self.peers(from)); then
+        // 315 (mask) "End of WHO list"
         socket_labs::todo("WHO");
     }
 
