@@ -1281,7 +1281,7 @@ fn cap_negotiation_holds_the_welcome_until_cap_end(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: MODE is given: `MODE #chan +o nick` answers 401 (no such
 /// nick) for a nick nobody holds, 441 for a user not on the channel (README.md,
-/// "The commands").
+/// "Commands and their replies").
 fn mode_o_tells_an_unknown_nick_from_one_not_on_the_channel(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, _carol] = users(&server, ["alice", "carol"]);
@@ -1323,7 +1323,7 @@ fn user_with_an_empty_real_name_gets_461(twin: Twin) {
 /// Step: 2
 /// Hint: step 2: WHO * and WHO mask leave out a user with mode +i unless it is
 /// the asker or shares a channel with the asker; WHO #chan lists every member
-/// (README.md, "The commands").
+/// (README.md, "Commands and their replies").
 fn an_invisible_user_is_left_out_of_who_but_for_its_channel_peers(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -1361,7 +1361,7 @@ fn an_invisible_user_is_left_out_of_who_but_for_its_channel_peers(twin: Twin) {
 /// Step: 2
 /// Hint: step 2: AWAY is given (306, 305); a PRIVMSG to an away user sends
 /// 301 back to its sender (not for a NOTICE), WHOIS adds 301, WHO flags it G
-/// for H, USERHOST says `-` for `+` (README.md, "The commands").
+/// for H, USERHOST says `-` for `+` (README.md, "Commands and their replies").
 fn away_is_told_to_senders_whois_who_and_userhost(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -1428,7 +1428,7 @@ fn lusers(irc: &mut Irc) -> Vec<(String, Vec<String>)> {
 /// Hint: step 1: LUSERS is given: 251 (users not +i, and the +i), 253 (the
 /// unregistered, if any), 254, 255, then 265 and 266 (users now, and the most
 /// at once), in the welcome burst too; that needs many clients read and
-/// written at once (README.md, "The commands").
+/// written at once (README.md, "Commands and their replies").
 fn lusers_counts_the_users_the_invisible_and_the_most_at_once(twin: Twin) {
     let mut server = start(twin, &[]);
     let [mut alice, mut bob] = users(&server, ["alice", "bob"]);
@@ -1587,7 +1587,7 @@ fn whowas_remembers_the_nicks_given_up_most_recent_first(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: TIME is given: 391 with the server's name, the time in
 /// seconds since 1970 and as a date; its reply needs read(2) and write(2) to
-/// work (README.md, "The commands").
+/// work (README.md, "Commands and their replies").
 fn time_tells_the_server_s_clock(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice] = users(&server, ["alice"]);
@@ -1613,7 +1613,7 @@ fn time_tells_the_server_s_clock(twin: Twin) {
 /// Hint: step 1: --motd and MOTD are given: the file is read once, before the
 /// socket; its lines come as 375, a 372 each and 376, in the burst and for
 /// MOTD; a file that cannot be read is `open FILE: reason`, exit 1 (README.md,
-/// "The commands").
+/// "Commands and their replies").
 fn motd_comes_from_the_file_given_at_start_up(twin: Twin) {
     let dir = std::env::temp_dir().join(format!("lab07-motd-{}-{twin:?}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
@@ -1688,7 +1688,7 @@ fn motd_comes_from_the_file_given_at_start_up(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: KICK and INVITE are given: an operator's KICK goes to every
 /// member, the kicked included; an INVITE lets its invitee into a +i channel
-/// once, and goes with the channel (README.md, "The commands").
+/// once, and goes with the channel (README.md, "Commands and their replies").
 fn kick_and_invite_let_an_operator_choose_who_is_on_the_channel(twin: Twin) {
     let mut server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -1793,7 +1793,7 @@ fn kick_and_invite_let_an_operator_choose_who_is_on_the_channel(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: the channel modes are given: +t keeps the topic to the
 /// operators, +n keeps out messages from outside, +m lets only @ and + speak;
-/// NAMES, WHO and WHOIS show @ or + (README.md, "The commands").
+/// NAMES, WHO and WHOIS show @ or + (README.md, "Commands and their replies").
 fn modes_t_n_m_and_v_decide_who_sets_the_topic_and_who_speaks(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -1960,7 +1960,7 @@ fn modes_k_and_l_ask_for_a_key_and_bound_the_members(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: the channel modes are given: +b takes a nick!user@host mask
 /// (* and ?), keeps whoever it matches from joining (474) and speaking (404),
-/// and MODE #chan b lists the bans (367, 368) (README.md, "The commands").
+/// and MODE #chan b lists the bans (367, 368) (README.md, "Commands and their replies").
 fn mode_b_bans_nick_user_host_masks_from_joining_and_speaking(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut bob, mut carol] = users(&server, ["alice", "bob", "carol"]);
@@ -2039,7 +2039,7 @@ fn mode_b_bans_nick_user_host_masks_from_joining_and_speaking(twin: Twin) {
 /// Step: 1
 /// Hint: step 1: the channel modes are given: a secret channel (+s) is left
 /// out of LIST, NAMES, WHO and WHOIS for those not on it, and NAMES shows it
-/// with "@" (README.md, "The commands").
+/// with "@" (README.md, "Commands and their replies").
 fn mode_s_hides_a_channel_from_outsiders(twin: Twin) {
     let server = start(twin, &[]);
     let [mut alice, mut carol] = users(&server, ["alice", "carol"]);
