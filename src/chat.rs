@@ -335,8 +335,15 @@ impl Chat {
             b"whowas" if !first.is_empty() => self.queue(queued, "WHOWAS", &[first]),
             b"time" => self.queue(queued, "TIME", &[]),
             b"motd" => self.queue(queued, "MOTD", &[]),
-            // The line as typed: the protocol with nothing in between.
-            b"quote" if !args.is_empty() => self.queue_raw(queued, args),
+            // The line as typed: the protocol with nothing in between. A
+            // QUIT so sent is a leaving as /quit's: the server's ERROR and
+            // close are then the goodbye (RFC 2812 §3.1.7).
+            b"quote" if !args.is_empty() => {
+                self.queue_raw(queued, args);
+                if split_space(args).0.eq_ignore_ascii_case(b"QUIT") {
+                    self.quitting = true;
+                }
+            }
             b"quit" => {
                 if self.user_sent {
                     let message = if args.is_empty() { b"leaving" } else { args };

@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::channel;
 use std::thread;
 use std::time::Duration;
@@ -51,6 +51,7 @@ crate::for_rust_and_c!(
     away_and_back_are_sent_and_replies_read,
     topic_mode_lusers_motd_and_quote_with_the_server,
     the_channel_operators_commands_and_their_replies_read_plainly,
+    a_quit_sent_with_quote_is_a_leaving,
 );
 
 /// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, who_and_whois_tell_who_is_there_and_from_where, messages_go_to_a_nick_a_channel_or_everyone
@@ -673,4 +674,69 @@ fn the_channel_operators_commands_and_their_replies_read_plainly(twin: Twin) {
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(String::from_utf8_lossy(&sent), wire, "the wire");
     assert_eq!(out.stdout_text(), shown, "stdout");
+}
+
+/// A stand-in server with one client, `client --nick erin` typed to as a
+/// person would: the test reads each line the client sends and writes the
+/// server's lines itself, in turn.
+struct StandIn {
+    conn: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl StandIn {
+    fn start(client: &str) -> (Interactive, StandIn) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port().to_string();
+        let user = Interactive::start(client, &["127.0.0.1", &port, "--nick", "erin"]);
+        let (conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let reader = BufReader::new(conn.try_clone().expect("clone"));
+        let mut server = StandIn { conn, reader };
+        assert_eq!(server.line(), "NICK erin\r\n");
+        assert_eq!(server.line(), "USER erin 0 * erin\r\n");
+        (user, server)
+    }
+
+    /// The next line from the client.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .expect("a line from the client");
+        line
+    }
+
+    fn send(&mut self, lines: &str) {
+        self.conn.write_all(lines.as_bytes()).expect("write");
+    }
+}
+
+/// `/quote QUIT`, in any case, leaves as `/quit` does: the server's ERROR
+/// and close are the goodbye, and the client exits 0 (its input still
+/// open). A command that only begins with QUIT is not one.
+fn a_quit_sent_with_quote_is_a_leaving(twin: Twin) {
+    for (typed, sent) in [
+        ("/quote quit :gone for now", "quit :gone for now\r\n"),
+        ("/quote  QUIT ", "QUIT\r\n"),
+    ] {
+        let (mut erin, mut server) = StandIn::start(&Chat::of(twin).client);
+        erin.type_line("/quote QUITS now");
+        assert_eq!(server.line(), "QUITS now\r\n");
+        erin.type_line(typed);
+        assert_eq!(server.line(), sent);
+        server.send("ERROR :Closing Link: erin (Quit)\r\n");
+        drop(server);
+        let (code, stderr, rest) = erin.finish(false);
+        assert_eq!(
+            (code, stderr.as_str()),
+            (Some(0), ""),
+            "{typed:?}: then {rest:?}"
+        );
+        assert!(
+            rest.is_empty(),
+            "{typed:?}: the goodbye is quiet, not {rest:?}"
+        );
+    }
 }

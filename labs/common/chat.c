@@ -295,6 +295,10 @@ static void typed(const char *line, size_t len)
         chat_queue("MOTD", NULL, 0);
     } else if (!strcmp(name, "quote") && args[0]) {
         queue_raw(args); /* the protocol with nothing in between */
+        /* A QUIT so sent is a leaving as /quit's: the server's ERROR and
+         * close are then the goodbye (RFC 2812 §3.1.7). */
+        if (!strcasecmp(first, "QUIT"))
+            quitting = 1;
     } else if (!strcmp(name, "quit") && !user_sent) {
         exit(0);
     } else if (!strcmp(name, "quit")) {
