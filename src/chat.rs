@@ -57,9 +57,12 @@ commands:
   /back              no longer away
   /topic [#chan] [text]
                      see or set the topic of #chan (the current one by default)
-  /kick #chan NICK [reason]
-                     put NICK out of #chan (a channel operator's command)
-  /invite NICK #chan ask NICK to join #chan, even an invite-only one
+  /kick [#chan] NICK [reason]
+                     put NICK out of #chan, the current one by default
+                     (a channel operator's command)
+  /invite NICK [#chan]
+                     ask NICK to join #chan (the current one by default),
+                     even an invite-only one
   /mode TARGET [MODES [ARGS]]
                      show or change the modes of a channel, or your own:
                      /mode #chan +k key, /mode #chan +o NICK, /mode #chan b
@@ -316,15 +319,33 @@ impl Chat {
                     (Some(channel), text) => self.queue(queued, "TOPIC", &[channel, text]),
                 }
             }
-            // KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8)
-            b"kick" if !first.is_empty() && !rest.is_empty() => match split_space(rest) {
-                (nick, b"") => self.queue(queued, "KICK", &[first, nick]),
-                (nick, reason) => self.queue(queued, "KICK", &[first, nick, reason]),
-            },
-            // INVITE <nickname> <channel> (RFC 2812 §3.2.7)
-            b"invite" if !first.is_empty() && !rest.is_empty() => {
-                self.queue(queued, "INVITE", &[first, split_space(rest).0]);
+            // KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8); as in
+            // irssi, the channel is the current one when the first word is
+            // not a channel's name.
+            b"kick" if !first.is_empty() => {
+                let (channel, rest) = match first.first() {
+                    Some(b'#' | b'&') => (Some(first), rest),
+                    _ => (self.channels.last().map(Vec::as_slice), args),
+                };
+                match (channel, split_space(rest)) {
+                    (Some(_), (b"", _)) => say!("-!- /kick needs more: /help shows how to use it"),
+                    (None, _) => log!("-!- you are on no channel: /kick #chan NICK [reason]"),
+                    (Some(channel), (nick, b"")) => self.queue(queued, "KICK", &[channel, nick]),
+                    (Some(channel), (nick, reason)) => {
+                        self.queue(queued, "KICK", &[channel, nick, reason])
+                    }
+                }
             }
+            // INVITE <nickname> <channel> (RFC 2812 §3.2.7), to the current
+            // channel by default, as in irssi.
+            b"invite" if !first.is_empty() => match (split_space(rest).0, self.channels.last()) {
+                (b"", None) => log!("-!- you are on no channel: /invite NICK #chan"),
+                (b"", Some(current)) => {
+                    let current = current.clone();
+                    self.queue(queued, "INVITE", &[first, &current]);
+                }
+                (channel, _) => self.queue(queued, "INVITE", &[first, channel]),
+            },
             // MODE <target> [<modes> [<mode params>]]: one parameter per
             // word, at most the 15 a message holds (RFC 2812 §2.3).
             b"mode" if !first.is_empty() => {

@@ -51,6 +51,7 @@ crate::for_rust_and_c!(
     away_and_back_are_sent_and_replies_read,
     topic_mode_lusers_motd_and_quote_with_the_server,
     the_channel_operators_commands_and_their_replies_read_plainly,
+    kick_and_invite_name_the_current_channel_by_default,
     a_quit_sent_with_quote_is_a_leaving,
 );
 
@@ -391,8 +392,8 @@ fn topic_mode_lusers_motd_and_quote_with_the_server(twin: Twin) {
     bob.type_line("/help");
     for usage in [
         "/topic [#chan] [text]",
-        "/kick #chan NICK [reason]",
-        "/invite NICK #chan",
+        "/kick [#chan] NICK [reason]",
+        "/invite NICK [#chan]",
         "/mode TARGET [MODES [ARGS]]",
         "/lusers",
         "/whowas NICK",
@@ -671,6 +672,38 @@ fn the_channel_operators_commands_and_their_replies_read_plainly(twin: Twin) {
     }
 
     let (sent, out) = bytes_scene(&Chat::of(twin).client, script.as_bytes(), lines.as_bytes());
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(String::from_utf8_lossy(&sent), wire, "the wire");
+    assert_eq!(out.stdout_text(), shown, "stdout");
+}
+
+/// As irssi's, `/kick NICK [reason]` and `/invite NICK` name the current
+/// channel when no channel is given; without one, the client says so, as
+/// /part and /topic do.
+fn kick_and_invite_name_the_current_channel_by_default(twin: Twin) {
+    let script = "/kick bob\n\
+                  /invite bob\n\
+                  /join #room\n\
+                  /kick bob\n\
+                  /kick bob too loud\n\
+                  /kick #room\n\
+                  /kick #other bob\n\
+                  /invite bob\n\
+                  /invite bob #other\n\
+                  /invite\n\
+                  /quit\n";
+    let wire = "NICK erin\r\nUSER erin 0 * erin\r\nJOIN #room\r\n\
+                KICK #room bob\r\n\
+                KICK #room bob :too loud\r\n\
+                KICK #other bob\r\n\
+                INVITE bob #room\r\n\
+                INVITE bob #other\r\n\
+                QUIT leaving\r\n";
+    let shown = "-!- you are on no channel: /kick #chan NICK [reason]\n\
+                 -!- you are on no channel: /invite NICK #chan\n\
+                 -!- /kick needs more: /help shows how to use it\n\
+                 -!- /invite needs more: /help shows how to use it\n";
+    let (sent, out) = bytes_scene(&Chat::of(twin).client, script.as_bytes(), b"");
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(String::from_utf8_lossy(&sent), wire, "the wire");
     assert_eq!(out.stdout_text(), shown, "stdout");

@@ -33,9 +33,12 @@ static const char commands[] =
     "  /back              no longer away\n"
     "  /topic [#chan] [text]\n"
     "                     see or set the topic of #chan (the current one by default)\n"
-    "  /kick #chan NICK [reason]\n"
-    "                     put NICK out of #chan (a channel operator's command)\n"
-    "  /invite NICK #chan ask NICK to join #chan, even an invite-only one\n"
+    "  /kick [#chan] NICK [reason]\n"
+    "                     put NICK out of #chan, the current one by default\n"
+    "                     (a channel operator's command)\n"
+    "  /invite NICK [#chan]\n"
+    "                     ask NICK to join #chan (the current one by default),\n"
+    "                     even an invite-only one\n"
     "  /mode TARGET [MODES [ARGS]]\n"
     "                     show or change the modes of a channel, or your own:\n"
     "                     /mode #chan +k key, /mode #chan +o NICK, /mode #chan b\n"
@@ -267,16 +270,31 @@ static void typed(const char *line, size_t len)
             chat_say("-!- you are on no channel: /topic #chan [text]");
         else
             chat_queue("TOPIC", params, params[1][0] ? 2 : 1);
-    } else if (!strcmp(name, "kick") && first[0] && rest[0]) {
-        /* KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8) */
-        char *reason = strchr(rest, ' ');
+    } else if (!strcmp(name, "kick") && first[0]) {
+        /* KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8); as in irssi,
+         * the channel is the current one when the first word is not a
+         * channel's name. */
+        int named = first[0] == '#' || first[0] == '&';
+        const char *channel = named ? first : current;
+        char *who = named ? rest : args, *reason = strchr(who, ' ');
         if (reason != NULL)
             *reason++ = '\0';
-        chat_queue("KICK", (const char *[]){ first, rest, reason }, reason ? 3 : 2);
-    } else if (!strcmp(name, "invite") && first[0] && rest[0]) {
-        /* INVITE <nickname> <channel> (RFC 2812 §3.2.7) */
-        rest[strcspn(rest, " ")] = '\0';
-        chat_queue("INVITE", (const char *[]){ first, rest }, 2);
+        if (channel != NULL && who[0] == '\0')
+            chat_say("-!- /kick needs more: /help shows how to use it");
+        else if (channel == NULL)
+            chat_say("-!- you are on no channel: /kick #chan NICK [reason]");
+        else
+            chat_queue("KICK", (const char *[]){ channel, who, reason }, reason ? 3 : 2);
+    } else if (!strcmp(name, "invite") && first[0]) {
+        /* INVITE <nickname> <channel> (RFC 2812 §3.2.7), to the current
+         * channel by default, as in irssi. */
+        if (rest[0] != '\0')
+            rest[strcspn(rest, " ")] = '\0'; /* its first word */
+        const char *channel = rest[0] ? rest : current;
+        if (channel == NULL)
+            chat_say("-!- you are on no channel: /invite NICK #chan");
+        else
+            chat_queue("INVITE", (const char *[]){ first, channel }, 2);
     } else if (!strcmp(name, "mode") && first[0]) {
         /* MODE <target> [<modes> [<mode params>]]: one parameter per word,
          * at most the 15 a message holds (RFC 2812 §2.3). */
