@@ -53,6 +53,7 @@ crate::for_rust_and_c!(
     the_channel_operators_commands_and_their_replies_read_plainly,
     kick_and_invite_name_the_current_channel_by_default,
     a_quit_sent_with_quote_is_a_leaving,
+    a_kicked_client_forgets_the_channel,
 );
 
 /// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing, who_and_whois_tell_who_is_there_and_from_where, messages_go_to_a_nick_a_channel_or_everyone
@@ -772,4 +773,40 @@ fn a_quit_sent_with_quote_is_a_leaving(twin: Twin) {
             "{typed:?}: the goodbye is quiet, not {rest:?}"
         );
     }
+}
+
+/// Kicked from a channel, the client forgets it: a plain line then goes to
+/// the channel joined before, and with none left it goes nowhere, the
+/// client saying so as it does before any /join.
+fn a_kicked_client_forgets_the_channel(twin: Twin) {
+    let (mut erin, mut server) = StandIn::start(&Chat::of(twin).client);
+    erin.type_line("/join #hall");
+    erin.type_line("/join #room");
+    assert_eq!(server.line(), "JOIN #hall\r\n");
+    assert_eq!(server.line(), "JOIN #room\r\n");
+    server.send(
+        ":srv 001 erin :Welcome, erin\r\n\
+         :erin!erin@127.0.0.1 JOIN #hall\r\n\
+         :erin!erin@127.0.0.1 JOIN #room\r\n\
+         :alice!alice@127.0.0.1 KICK #room erin :out\r\n",
+    );
+    erin.expect("-!- you were kicked from #room by alice (out)");
+    erin.type_line("still here");
+    assert_eq!(erin.line(), "[#hall] erin: still here");
+    assert_eq!(server.line(), "PRIVMSG #hall :still here\r\n");
+
+    server.send(":alice!alice@127.0.0.1 KICK #hall erin :and out\r\n");
+    erin.expect("-!- you were kicked from #hall by alice (and out)");
+    erin.type_line("anyone?");
+    assert_eq!(
+        erin.line(),
+        "-!- you are on no channel: /join #name, or /msg NICK text"
+    );
+    erin.type_line("/quit");
+    // Nothing between: the plain line was not sent.
+    assert_eq!(server.line(), "QUIT leaving\r\n");
+    server.send("ERROR :Closing Link: erin (Quit: leaving)\r\n");
+    drop(server);
+    let (code, stderr, rest) = erin.finish(true);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""), "then {rest:?}");
 }
