@@ -11,7 +11,8 @@
 //! - surviving a shortage of descriptors: raising RLIMIT_NOFILE (`limits`),
 //!   lab 03's accept pause (`pause`), the spare descriptor of labs 04, 05
 //!   and 07 (`spare`);
-//! - lab 06: the token bucket that bounds its echoes and its log (`rate`);
+//! - rate limits: lab 06's token bucket that bounds its echoes and its
+//!   log, lab 07's flood timer (RFC 1459 §8.10) (`rate`);
 //! - labs 07 and 08: the IRC message format (`irc`), the chat client's
 //!   conversation (`chat`), the date of a reply (`date`), DCC offers and
 //!   safe file names (`dcc`), the received file (`download`) and the

@@ -71,6 +71,7 @@ crate::for_rust_and_c!(
     mode_b_bans_nick_user_host_masks_from_joining_and_speaking,
     mode_s_hides_a_channel_from_outsiders,
     channel_modes_are_advertised_and_changed_in_one_line,
+    a_spammer_is_read_at_the_rfc_pace_and_fills_its_own_socket,
 );
 
 /// The chat server, in one implementation or the other.
@@ -78,10 +79,18 @@ fn server_bin(twin: Twin) -> String {
     program(twin, "07-chat", "server", env!("CARGO_BIN_EXE_chat-server"))
 }
 
+/// The server without flood control (`--flood-penalty 0`): the tests send
+/// lines as fast as they go, and are not about flood control. Those that
+/// are use `start_with_flood_control`.
 fn start(twin: Twin, extra: &[&str]) -> Server {
-    let mut args = vec!["0", "--bind", "127.0.0.1"];
+    let mut args = vec!["0", "--bind", "127.0.0.1", "--flood-penalty", "0"];
     args.extend_from_slice(extra);
     Server::start(&server_bin(twin), &args)
+}
+
+/// The server as it starts by default: flood control on, 2 s a line.
+fn start_with_flood_control(twin: Twin) -> Server {
+    Server::start(&server_bin(twin), &["0", "--bind", "127.0.0.1"])
 }
 
 fn parse(line: &str) -> Message {
@@ -901,6 +910,111 @@ fn a_client_that_never_reads_is_dropped_while_the_others_carry_on(twin: Twin) {
     drop(hog);
 }
 
+/// Lines of spam, numbered from `from`, as one batch to write.
+fn spam(from: usize, count: usize) -> Vec<u8> {
+    (from..from + count)
+        .map(|n| format!("PRIVMSG #flood :spam {n}\r\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Step: 1
+/// Hint: step 1: each connection gets POLLIN only while `conn.reading(now)`
+/// (C: `reading(client[i], now)`), flood control (RFC 1459 §8.10): a
+/// connection whose flood timer is more than 10 s ahead is not read, so that
+/// its sender, not the server, holds the flood (README.md, "Write it yourself").
+fn a_spammer_is_read_at_the_rfc_pace_and_fills_its_own_socket(twin: Twin) {
+    let server = start_with_flood_control(twin);
+    let [mut reader, mut other] = users(&server, ["reader", "other"]);
+    reader.send("JOIN #flood");
+    reader.expect(" 366 ");
+    let before = resident_kib(server.pid());
+
+    // The spammer's lines are counted from its connect: NICK, USER, JOIN.
+    let connected = Instant::now();
+    let mut spammer = Irc::connect(&server);
+    spammer.login("spammer");
+    spammer.welcome();
+    spammer.send("JOIN #flood");
+    spammer.expect(" 366 ");
+    reader.expect(" JOIN ");
+    const BEFORE_SPAM: usize = 3;
+    // Spam as fast as the socket takes it. The server reads 512 bytes and
+    // then no more: the spammer's socket buffers fill and its write blocks.
+    let mut stream = spammer.stream();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("SO_SNDTIMEO");
+    let (mut sent, mut lines, mut blocked) = (0, 0, false);
+    while !blocked && sent < 64 * 1024 * 1024 {
+        match stream.write(&spam(lines, 1000)) {
+            Ok(n) => (sent, lines) = (sent + n, lines + 1000),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                blocked = true
+            }
+            Err(e) => panic!("spam: {e}"),
+        }
+    }
+    assert!(
+        blocked,
+        "the server took {} MiB of spam without the spammer's write blocking",
+        sent >> 20
+    );
+
+    // RFC 1459 §8.10: by `t` after its connect, at most 6 + t / 2 s of a
+    // client's lines are run (the timer may run 10 s ahead, 2 s a line).
+    // A loaded machine only makes them later. The fifth spam line is the
+    // spammer's eighth: not before 4 s.
+    for k in 1..=5 {
+        let line = reader.expect(" PRIVMSG #flood ");
+        let t = connected.elapsed().as_secs_f64();
+        assert!(
+            line.ends_with(&format!(":spam {}", k - 1)),
+            "{line:?}: lines lost or reordered"
+        );
+        assert!(
+            (BEFORE_SPAM + k) as f64 <= 6.0 + t / 2.0 + 0.05,
+            "the spammer's line {} reached the channel {t:.2} s after its connect: \
+             faster than RFC 1459 §8.10's one line every 2 s after a burst of 6",
+            BEFORE_SPAM + k
+        );
+    }
+    // Held, the spammer costs nothing: poll(2) sleeps until its next line.
+    let busy = busy_during(server.pid(), Duration::from_millis(500));
+    assert!(
+        busy < Duration::from_millis(200),
+        "the server ran (or waited to run) {busy:?} of 0.5 s while holding a spammer: spinning"
+    );
+    // The others are served meanwhile, ahead of the spam that waits.
+    other.send("PRIVMSG reader :served meanwhile");
+    let lines = reader.until("served meanwhile");
+    assert!(
+        lines.len() <= 2,
+        "the others wait behind the spam: {lines:?}"
+    );
+    assert!(other.sync().is_empty());
+    // A reader that keeps up stays, and the spam waits in the spammer's
+    // socket, not in the server's memory.
+    assert!(
+        reader
+            .sync()
+            .iter()
+            .all(|l| l.contains(" PRIVMSG #flood :spam "))
+    );
+    let growth = resident_kib(server.pid()).saturating_sub(before);
+    assert!(
+        growth < 2048,
+        "the server grew by {growth} KiB with {} MiB of spam waiting",
+        sent >> 20
+    );
+    drop(spammer);
+}
+
 /// Needs: a_client_that_leaves_is_closed_at_once_and_costs_nothing
 /// Step: 1
 /// Hint: step 1: poll(2) gets the given timeout (the next deadline), not -1:
@@ -1177,6 +1291,14 @@ fn both_servers_agree_on_their_arguments() {
             &["--register-timeout", "soon", "--ping-timeout", "0"],
             &["--register-timeout", "0", "--name", "bad name"],
             &["--register-timeout", "86400", "extra"],
+            &["--flood-penalty"],
+            &["--flood-penalty", "61"],
+            &["--flood-penalty", "-1"],
+            &["--flood-penalty", "2s"],
+            &["--flood-penalty", ""],
+            &["--flood-penalty=99999999999999999999999"],
+            &["--flood-penalty", "0", "--ping-timeout", "0"],
+            &["--flood-penalty", "60", "extra"],
             &["--name", "ok", "extra", "more"],
             &["--bind", "nowhere", "--name", "bad name"],
             &["--motd"],

@@ -30,8 +30,13 @@ impl Chat {
         }
     }
 
+    /// The server without flood control: the tests pipe lines into the
+    /// client faster than one every 2 s (lab07_chat.rs tests flood control).
     fn start(&self) -> Server {
-        Server::start(&self.server, &["0", "--bind", "127.0.0.1"])
+        Server::start(
+            &self.server,
+            &["0", "--bind", "127.0.0.1", "--flood-penalty", "0"],
+        )
     }
 
     fn client(&self, server: &Server, extra: &[&str]) -> Interactive {

@@ -47,7 +47,11 @@ crate::for_rust_and_c!(
 /// where lab 07's Rust server may be a starter).
 fn start() -> Server {
     let server = stand_in("07-chat", "server", env!("CARGO_BIN_EXE_chat-server"));
-    Server::start(&server, &["0", "--bind", "127.0.0.1"])
+    // Without flood control: the tests send lines faster than one every 2 s.
+    Server::start(
+        &server,
+        &["0", "--bind", "127.0.0.1", "--flood-penalty", "0"],
+    )
 }
 
 /// Our client (`twin`'s) as `nick`, receiving into `downloads`, registered.

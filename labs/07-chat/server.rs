@@ -9,9 +9,15 @@
 //!
 //! socket → setsockopt(SO_REUSEADDR) → bind → listen → loop { poll(listener
 //! and every client, until the next PING or timeout is due) → read from the
-//! readable, each whole line a command → PING the silent, drop the late (no
-//! answer to a PING, or not registered in time) → write every queue → close
-//! those gone → accept the new ones }.
+//! readable, each whole line a command, as fast as flood control allows →
+//! PING the silent, drop the late (no answer to a PING, or not registered in
+//! time) → write every queue → close those gone → accept the new ones }.
+//!
+//! Flood control (RFC 1459 §8.10): each line a client sends moves its flood
+//! timer 2 s ahead; while the timer is more than 10 s ahead of now, the
+//! server leaves the client's socket unread (no POLLIN). Past a burst of six
+//! lines, a spammer is read at one line every 2 s, and the rest of what it
+//! sends waits in its own socket buffers until its write(2) blocks.
 //!
 //! This file is the go-between: the loop and the connections. What a line
 //! means, and for whom it makes lines, is the irc module (irc/mod.rs, then
@@ -33,6 +39,7 @@ use nix::sys::socket::{
 use nix::unistd::{close, read, write};
 use socket_labs::irc::MAX_LINE;
 use socket_labs::limits::raise_descriptor_limit;
+use socket_labs::rate::FloodTimer;
 use socket_labs::spare::SpareDescriptor;
 use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
 
@@ -40,7 +47,7 @@ use irc::{Id, Irc, Outbox, read_motd};
 
 const USAGE: &str = "\
 usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
-              [--register-timeout SECS] [--motd FILE]
+              [--register-timeout SECS] [--flood-penalty SECS] [--motd FILE]
 
 Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):
 connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)
@@ -54,6 +61,9 @@ or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).
   --register-timeout SECS
                        a connection not registered (NICK and USER) this long
                        after it connected is dropped (default 60, at most 86400)
+  --flood-penalty SECS each line a client sends costs it this long; past a burst of
+                       10 s of them, its lines are read one per SECS (RFC 1459 §8.10;
+                       default 2, at most 60; 0 = no flood control)
   --motd FILE          the message of the day, sent on registration and MOTD
                        (read once at start-up: its first 100 lines, 400 bytes each)
   --help               print this help
@@ -74,8 +84,13 @@ struct Connection {
     id: Id,
     fd: OwnedFd,
     peer: SocketAddr,
-    /// Bytes read and not yet a whole line: at most one IRC line (512 bytes).
+    /// Bytes read and not yet run as lines: at most 512 bytes.
     input: LineReader,
+    /// `input` may hold whole lines not yet run: flood control held them.
+    /// Its socket is read again only once they are run.
+    held: bool,
+    /// Flood control (RFC 1459 §8.10): each line run moves it ahead.
+    flood: FloodTimer,
     /// Lines queued for this client, not yet taken by write(2): at most MAX_QUEUED.
     output: Vec<u8>,
     /// Why it must be closed at the end of this turn (the QUIT message its
@@ -99,7 +114,7 @@ struct Connections {
 }
 
 fn main() {
-    let (addr, name, ping_timeout, register_timeout, motd) = arguments();
+    let (addr, name, ping_timeout, register_timeout, penalty, motd) = arguments();
     // Every client costs a descriptor: the soft limit (often 1024) goes up
     // to the hard one (src/limits.rs).
     let limit = raise_descriptor_limit();
@@ -127,15 +142,19 @@ fn main() {
     let mut next_id: Id = 0;
     loop {
         // Sleep in poll(2) until something happens or a client's next
-        // deadline (a PING, a drop for silence or for not registering) is
-        // due: the timeout argument is the server's only clock.
-        let timeout = poll_timeout(&conns, &irc);
+        // deadline (a PING, a drop for silence or for not registering, the
+        // end of a flood hold) is due: the timeout is the server's only clock.
+        let now = Instant::now();
+        let timeout = poll_timeout(&conns, &irc, now);
         // [0] is the listener, [i + 1] is conns.list[i], rebuilt each turn (lab 04).
         let revents: Vec<PollFlags> = {
             let mut fds = Vec::with_capacity(conns.list.len() + 1);
             fds.push(PollFd::new(listenfd.as_fd(), PollFlags::POLLIN));
             for conn in &conns.list {
-                let mut events = PollFlags::POLLIN;
+                let mut events = PollFlags::empty();
+                if conn.reading(now) {
+                    events |= PollFlags::POLLIN;
+                }
                 if !conn.output.is_empty() {
                     events |= PollFlags::POLLOUT;
                 }
@@ -152,13 +171,15 @@ fn main() {
         };
         let now = Instant::now();
 
-        // Read: one read(2) per readable client. Each whole line is a
-        // command, which may queue lines for any client; nobody is removed
-        // before the turn ends, so the indexes stay valid.
+        // Read: one read(2) per readable client, then its lines as far as
+        // flood control allows. Each whole line is a command, which may
+        // queue lines for any client; nobody is removed before the turn
+        // ends, so the indexes stay valid.
         let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
         for i in 0..conns.list.len() {
-            if revents[i + 1].intersects(readable) && conns.list[i].gone.is_none() {
-                read_lines(&mut conns, i, &mut irc, now + ping_timeout);
+            if conns.list[i].gone.is_none() {
+                let ready = revents[i + 1].intersects(readable);
+                read_lines(&mut conns, i, &mut irc, ready, now, ping_timeout, penalty);
             }
         }
 
@@ -235,9 +256,16 @@ fn close_gone(conns: &mut Connections, irc: &mut Irc) {
 }
 
 /// The command line: the address to listen on, the server's name, the
-/// ping and registration timeouts, the message of the day's lines (its file
-/// read now, once the arguments are known good).
-fn arguments() -> (SocketAddr, String, Duration, Duration, Option<Vec<Vec<u8>>>) {
+/// ping and registration timeouts, the flood penalty, the message of the
+/// day's lines (its file read now, once the arguments are known good).
+fn arguments() -> (
+    SocketAddr,
+    String,
+    Duration,
+    Duration,
+    Duration,
+    Option<Vec<Vec<u8>>>,
+) {
     let mut cli = Cli::new(USAGE);
     let ip: IpAddr = cli
         .value("--bind", "ADDR")
@@ -247,6 +275,7 @@ fn arguments() -> (SocketAddr, String, Duration, Duration, Option<Vec<Vec<u8>>>)
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
     let ping_secs: u64 = cli.value("--ping-timeout", "SECS").unwrap_or(120);
     let register_secs: u64 = cli.value("--register-timeout", "SECS").unwrap_or(60);
+    let penalty_secs: u64 = cli.value("--flood-penalty", "SECS").unwrap_or(2);
     let motd: Option<String> = cli.value("--motd", "FILE");
     let port = cli.port().unwrap_or(DEFAULT_PORT);
     // The name is the prefix of every reply: one word, as a host name is.
@@ -267,21 +296,36 @@ fn arguments() -> (SocketAddr, String, Duration, Duration, Option<Vec<Vec<u8>>>)
             ));
         }
     }
+    // 60 s a line is slow enough: with more, NICK and USER alone would
+    // outlast the registration timeout.
+    if penalty_secs > 60 {
+        cli.usage_error(format_args!(
+            "invalid SECS '{penalty_secs}': from 0 to 60 seconds"
+        ));
+    }
     cli.finish();
-    let (ping, register) = (
+    let (ping, register, penalty) = (
         Duration::from_secs(ping_secs),
         Duration::from_secs(register_secs),
+        Duration::from_secs(penalty_secs),
     );
     let motd = motd.map(|path| read_motd(&path));
-    (SocketAddr::new(ip, port), name, ping, register, motd)
+    (
+        SocketAddr::new(ip, port),
+        name,
+        ping,
+        register,
+        penalty,
+        motd,
+    )
 }
 
 /// poll(2)'s timeout: until the first connection's next deadline (see
 /// `next_deadline`), or none without connections.
-fn poll_timeout(conns: &Connections, irc: &Irc) -> PollTimeout {
-    match conns.list.iter().map(|c| next_deadline(c, irc)).min() {
+fn poll_timeout(conns: &Connections, irc: &Irc, now: Instant) -> PollTimeout {
+    match conns.list.iter().map(|c| next_deadline(c, irc, now)).min() {
         Some(deadline) => {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(now);
             // Rounded up: a timeout rounded down wakes us just before the
             // deadline, to find nothing due and poll again at once.
             PollTimeout::try_from(left.as_millis() + 1).unwrap_or(PollTimeout::MAX)
@@ -299,12 +343,20 @@ impl Connection {
             fd,
             peer,
             input: LineReader::new(MAX_LINE),
+            held: false,
+            flood: FloodTimer::new(Instant::now()),
             output: Vec::new(),
             gone: None,
             ping_at,
             pinged: false,
             register_by,
         }
+    }
+
+    /// Whether to read its socket now (POLLIN): once the lines read are
+    /// run, and while flood control takes more (RFC 1459 §8.10).
+    fn reading(&self, now: Instant) -> bool {
+        !self.held && self.flood.allows(now)
     }
 
     /// Queues `line`, for `flush` to write. A queue that would pass
@@ -391,61 +443,93 @@ impl Outbox for Connections {
     }
 }
 
-/// One read(2) from the readable `conns.list[i]`, and the commands its whole
-/// lines make. `ping_at`: when to PING it next, if a line proves it alive.
-fn read_lines(conns: &mut Connections, i: usize, irc: &mut Irc, ping_at: Instant) {
+/// The input of `conns.list[i]`: one read(2) if poll(2) says it is `ready`,
+/// then its whole lines, each a command, as many as flood control allows
+/// `now`. `ping`: how long a line proves the client alive for.
+fn read_lines(
+    conns: &mut Connections,
+    i: usize,
+    irc: &mut Irc,
+    ready: bool,
+    now: Instant,
+    ping: Duration,
+    penalty: Duration,
+) {
     let conn = &mut conns.list[i];
     let id = conn.id;
-    match read(&conn.fd, conn.input.space()) {
-        Ok(0) => {
-            // End of file. A last line without its newline still counts.
-            if let Some(Line::Whole(line)) = conn.input.rest() {
-                irc.command(conns, id, &line);
-            }
-            let conn = &mut conns.list[i];
-            conn.gone
-                .get_or_insert_with(|| b"Connection closed".to_vec());
-        }
-        Ok(n) => {
-            conn.input.filled(n);
-            while let Some(piece) = conns.list[i].input.next_line() {
+    if ready && !conn.reading(now) {
+        // POLLHUP or POLLERR, which poll(2) reports unasked: a reset while
+        // flood control held its lines. Nobody is left to answer.
+        conn.gone = Some(b"Connection closed".to_vec());
+        return;
+    }
+    if ready {
+        match read(&conn.fd, conn.input.space()) {
+            Ok(0) => {
+                // End of file. A last line without its newline still counts.
+                if let Some(Line::Whole(line)) = conn.input.rest() {
+                    irc.command(conns, id, &line);
+                }
                 let conn = &mut conns.list[i];
-                if conn.gone.is_some() {
-                    break; // QUIT: what follows is not read
-                }
-                // A complete line proves the client alive: no PING needed.
-                // Bytes without a newline do not, or one byte a second (a
-                // slowloris) would hold a connection, and its nick, for ever.
-                if piece.bytes().ends_with(b"\n") {
-                    conn.ping_at = ping_at;
-                    conn.pinged = false;
-                }
-                match piece {
-                    Line::Whole(line) => irc.command(conns, id, &line),
-                    // The first MAX_LINE bytes of a longer line: refused;
-                    // its rest comes as Line::Rest, ignored.
-                    Line::Long(_) => irc.line_too_long(conns, id),
-                    Line::Rest(_) => {}
-                }
+                conn.gone
+                    .get_or_insert_with(|| b"Connection closed".to_vec());
+                return;
+            }
+            Ok(n) => {
+                conn.input.filled(n);
+                conn.held = true;
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(err) => {
+                // ECONNRESET: the client is gone without a goodbye.
+                warn!("read {}: {}", conn.peer, reason(&err));
+                conn.gone = Some(reason(&err).into_bytes());
+                return;
             }
         }
-        Err(Errno::EAGAIN | Errno::EINTR) => {}
-        Err(err) => {
-            // ECONNRESET: the client is gone without a goodbye.
-            warn!("read {}: {}", conn.peer, reason(&err));
-            conn.gone = Some(reason(&err).into_bytes());
+    }
+    // Every line costs the penalty, registration and PONG included: the
+    // burst covers CAP, NICK, USER and CAP END, and a JOIN with the MODE
+    // and WHO that irssi and weechat send after it.
+    while conns.list[i].held && conns.list[i].flood.allows(now) {
+        let conn = &mut conns.list[i];
+        if conn.gone.is_some() {
+            break; // QUIT: what follows is not read
+        }
+        let Some(piece) = conn.input.next_line() else {
+            conn.held = false;
+            break;
+        };
+        conn.flood.charge(now, penalty);
+        // A complete line proves the client alive: no PING needed.
+        // Bytes without a newline do not, or one byte a second (a
+        // slowloris) would hold a connection, and its nick, for ever.
+        if piece.bytes().ends_with(b"\n") {
+            conn.ping_at = now + ping;
+            conn.pinged = false;
+        }
+        match piece {
+            Line::Whole(line) => irc.command(conns, id, &line),
+            // The first MAX_LINE bytes of a longer line: refused;
+            // its rest comes as Line::Rest, ignored.
+            Line::Long(_) => irc.line_too_long(conns, id),
+            Line::Rest(_) => {}
         }
     }
 }
 
-/// When `check_timeouts` next has something to do for this connection: its
-/// PING (or drop), or before that its registration deadline.
-fn next_deadline(conn: &Connection, irc: &Irc) -> Instant {
-    if irc.is_registered(conn.id) {
-        conn.ping_at
-    } else {
-        conn.ping_at.min(conn.register_by)
+/// When the loop next has something to do for this connection, if it
+/// does not send: its PING (or drop), or before that its registration
+/// deadline, or the end of its flood hold (see `Connection::reading`).
+fn next_deadline(conn: &Connection, irc: &Irc, now: Instant) -> Instant {
+    let mut due = conn.ping_at;
+    if !irc.is_registered(conn.id) {
+        due = due.min(conn.register_by);
     }
+    if !conn.reading(now) {
+        due = due.min(conn.flood.allows_at());
+    }
+    due
 }
 
 /// Drops every connection not registered in time, sends a PING to every

@@ -10,14 +10,19 @@
  *
  * socket -> setsockopt(SO_REUSEADDR) -> bind -> listen -> loop { poll(the
  * listener and every client, until the next PING or timeout is due) -> read
- * from the readable, each whole line a command (its format: irc.c) -> PING
- * the silent, drop the late -> write every queue -> close those gone ->
- * accept the new ones }.
+ * from the readable, each whole line a command (its format: irc.c), as fast
+ * as flood control allows -> PING the silent, drop the late -> write every
+ * queue -> close those gone -> accept the new ones }.
+ *
+ * Flood control is RFC 1459's (§8.10): each line a client sends moves its
+ * flood timer 2 s ahead; while the timer is more than 10 s ahead, its socket
+ * is left unread (no POLLIN). Past a burst of six lines a spammer is read at
+ * one line every 2 s; what else it sends waits in its own socket buffers.
  *
  * Build: make, or by hand in this folder:
  *     cc -Wall -Wextra -O2 -I../common -o server-c server.c ../common/irc.c ../common/labs.c
  * Run:   ./server-c [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]
- *                   [--register-timeout SECS] [--motd FILE]
+ *                   [--register-timeout SECS] [--flood-penalty SECS] [--motd FILE]
  */
 /* The starter, step 1 of 2 (the go-between's loop): write each TODO, the
  * lesson's calls; the commands (NICK, PRIVMSG, WHO...) are given whole. Then
@@ -33,7 +38,7 @@
 
 static const char usage[] =
     "usage: server [PORT] [--bind ADDR] [--name NAME] [--ping-timeout SECS]\n"
-    "              [--register-timeout SECS] [--motd FILE]\n"
+    "              [--register-timeout SECS] [--flood-penalty SECS] [--motd FILE]\n"
     "\n"
     "Lab 07: chat server, one process, poll(). Speaks a subset of IRC (RFC 2812):\n"
     "connect with lab 07's client, with irssi (irssi -c 127.0.0.1 -p 4242 -n alice)\n"
@@ -47,12 +52,16 @@ static const char usage[] =
     "  --register-timeout SECS\n"
     "                       a connection not registered (NICK and USER) this long\n"
     "                       after it connected is dropped (default 60, at most 86400)\n"
+    "  --flood-penalty SECS each line a client sends costs it this long; past a burst of\n"
+    "                       10 s of them, its lines are read one per SECS (RFC 1459 §8.10;\n"
+    "                       default 2, at most 60; 0 = no flood control)\n"
     "  --motd FILE          the message of the day, sent on registration and MOTD\n"
     "                       (read once at start-up: its first 100 lines, 400 bytes each)\n"
     "  --help               print this help\n";
 
 #define VERSION "socket-labs-0.1.0" /* the Rust server's Cargo version, for 002 and 004 */
 #define MAX_QUEUED (256 * 1024) /* a client's output queue: past it, "too slow" */
+#define FLOOD_WINDOW 10000     /* ms a flood timer may run ahead (RFC 1459 §8.10) */
 #define NICKLEN 30     /* RFC 2812 §1.2.1 says 9; today's servers allow 30 */
 #define USERLEN 10     /* the longest user name kept from USER */
 #define CHANNELLEN 50  /* '#' included (RFC 2812 §1.3) */
@@ -100,7 +109,9 @@ struct user {
 struct client {
     int fd;
     char peer[ADDR_TEXT];
-    struct irc_lines in; /* bytes read and not yet a whole line */
+    struct irc_lines in; /* bytes read and not yet run as lines */
+    int held;            /* in may hold whole lines that flood control held */
+    long long flood_at;  /* its flood timer: each line run moves it ahead */
     char *out;           /* queued, not yet taken by write(2): outlen bytes */
     size_t outlen, outcap;
     int gone;               /* to be closed at the end of this turn; its */
@@ -158,7 +169,7 @@ static struct was {
     time_t when; /* when it was given up */
 } history[WHOWAS_MAX];
 static int nhistory, history_next;
-static unsigned long ping_secs = 120, register_secs = 60;
+static unsigned long ping_secs = 120, register_secs = 60, penalty_secs = 2;
 
 /* Milliseconds on a clock that never jumps (clock_gettime(2), CLOCK_MONOTONIC). */
 static long long now_ms(void)
@@ -1491,6 +1502,7 @@ static void new_client(int connfd, const struct sockaddr_storage *cliaddr, long 
     sock_ntop((const struct sockaddr *)cliaddr, c->peer);
     c->ping_at = now + ping_secs * 1000LL;
     c->register_by = now + register_secs * 1000LL;
+    c->flood_at = now;
     c->u.last_message = now;
     /* The host: ::ffff:a.b.c.d (IPv4 on a `::` listener) as a.b.c.d; ::1 as
      * 0::1, since ':' would start a trailing parameter. */
@@ -1506,36 +1518,61 @@ static void new_client(int connfd, const struct sockaddr_storage *cliaddr, long 
     printf("connection from %s\n", c->peer);
 }
 
-/* One read(2) from a readable client, and the commands its whole lines make. */
-static void read_lines(struct client *c, long long now)
+/* Whether to read c's socket now (POLLIN): once the lines read are run, and
+ * while its flood timer is at most 10 s ahead (RFC 1459 §8.10). */
+static int reading(const struct client *c, long long now)
+{
+    return !c->held && c->flood_at <= now + FLOOD_WINDOW;
+}
+
+/* One read(2) from c if poll(2) says it is ready, then the commands its
+ * whole lines make, as many as flood control allows now. */
+static void read_lines(struct client *c, int ready, long long now)
 {
     char line[IRC_MAX_LINE];
     size_t len;
-    ssize_t n;
-    /* TODO read(2) into c->in.buf after its c->in.len bytes, at most the room left */
-    todo("read(2)");
-    if (n == 0) {
-        /* TODO the end of file: a last line without its newline
-         * (irc_rest_line() of irc.h gives IRC_WHOLE) is still a command; then
-         * hang_up(c, "Connection closed") unless it is gone already */
-    } else if (n > 0) {
-        c->in.len += n;
-        enum irc_piece piece;
-        while ((piece = irc_next_line(&c->in, line, &len)) != IRC_NONE && !c->gone) {
-            /* A complete line proves the client alive; bytes without a
-             * newline do not, or a slowloris would hold its nick for ever. */
-            if (line[len - 1] == '\n') {
-                c->ping_at = now + ping_secs * 1000LL;
-                c->pinged = 0;
-            }
-            if (piece == IRC_WHOLE)
-                command(c, line, len);
-            else if (piece == IRC_LONG) /* 512 bytes of a longer line; IRC_REST, the rest */
-                reply(c, "417", "Input line was too long", NULL);
+    if (ready && !reading(c, now)) {
+        /* POLLHUP or POLLERR, which poll(2) reports unasked: a reset while
+         * flood control held its lines. Nobody is left to answer. */
+        hang_up(c, "Connection closed");
+        return;
+    }
+    if (ready) {
+        ssize_t n;
+        /* TODO read(2) into c->in.buf after its c->in.len bytes, at most the room left */
+        todo("read(2)");
+        if (n == 0) {
+            /* TODO the end of file: a last line without its newline
+             * (irc_rest_line() of irc.h gives IRC_WHOLE) is still a command; then
+             * hang_up(c, "Connection closed") unless it is gone already */
+            return;
+        } else if (n > 0) {
+            c->in.len += n;
+            c->held = 1;
+        } else {
+            /* TODO EAGAIN, EINTR: nothing; another error (ECONNRESET): hang_up(c,
+             * strerror(errno)), print "read PEER: reason" on stderr, and return */
         }
-    } else {
-        /* TODO EAGAIN, EINTR: nothing; another error (ECONNRESET): hang_up(c,
-         * strerror(errno)), and print "read PEER: reason" on stderr */
+    }
+    /* Every line costs the penalty, registration and PONG too: the burst
+     * covers CAP, NICK, USER, CAP END, and a JOIN with irssi's MODE and WHO. */
+    while (c->held && !c->gone && c->flood_at <= now + FLOOD_WINDOW) {
+        enum irc_piece piece = irc_next_line(&c->in, line, &len);
+        if (piece == IRC_NONE) {
+            c->held = 0;
+            break;
+        }
+        c->flood_at = MAX(c->flood_at, now) + penalty_secs * 1000LL;
+        /* A complete line proves the client alive; bytes without a
+         * newline do not, or a slowloris would hold its nick for ever. */
+        if (line[len - 1] == '\n') {
+            c->ping_at = now + ping_secs * 1000LL;
+            c->pinged = 0;
+        }
+        if (piece == IRC_WHOLE)
+            command(c, line, len);
+        else if (piece == IRC_LONG) /* 512 bytes of a longer line; IRC_REST, the rest */
+            reply(c, "417", "Input line was too long", NULL);
     }
 }
 
@@ -1597,6 +1634,7 @@ int main(int argc, char **argv)
         { "name", required_argument, NULL, 'n' },
         { "ping-timeout", required_argument, NULL, 'p' },
         { "register-timeout", required_argument, NULL, 'r' },
+        { "flood-penalty", required_argument, NULL, 'f' },
         { "motd", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -1611,6 +1649,7 @@ int main(int argc, char **argv)
         case 'n': server_name = optarg; break;
         case 'p': ping_secs = parse_number(optarg, "SECS", 1, 86400); break;
         case 'r': register_secs = parse_number(optarg, "SECS", 1, 86400); break;
+        case 'f': penalty_secs = parse_number(optarg, "SECS", 0, 60); break;
         case 'm': motd_path = optarg; break;
         case 'h': help();
         default: bad_usage(); /* getopt_long(3) said what was wrong */
@@ -1658,28 +1697,32 @@ int main(int argc, char **argv)
         die("malloc", "pollfd");
     for (;;) {
         /* Sleep in poll(2) until something happens or the next deadline (a
-         * PING, a drop) is due: its timeout is the server's only clock,
-         * rounded up (+1 ms) not to wake just before the deadline. */
+         * PING, a drop, the end of a flood hold) is due: its timeout is the
+         * server's only clock, rounded up (+1 ms) not to wake just before. */
         long long now = now_ms(), first = LLONG_MAX;
         for (int i = 0; i < nclients; i++) {
             struct client *cl = client[i];
             long long due = cl->u.registered ? cl->ping_at : MIN(cl->ping_at, cl->register_by);
+            if (!reading(cl, now))
+                due = MIN(due, cl->flood_at - FLOOD_WINDOW);
             first = MIN(first, due);
         }
         int timeout = nclients == 0 ? -1 : (int)MIN(MAX(first - now, 0), INT_MAX - 1) + 1;
 
         /* [0] is the listener, [i + 1] is client[i], rebuilt each turn (lab 04). */
-        /* TODO fill fds[]: the listener (POLLIN), then each client (POLLIN, and
+        /* TODO fill fds[]: the listener (POLLIN), then each client (POLLIN only
+         * while reading(client[i], now), flood control, RFC 1459 §8.10; and
          * POLLOUT while its output waits); poll(2) them with timeout (EINTR:
          * continue; another error: die) */
         todo("the pollfd array and poll(2)");
         now = now_ms();
 
-        /* Read: each whole line is a command, which may queue lines for
-         * anyone. Nobody is removed before the turn ends. */
+        /* Read: each whole line is a command, as far as flood control
+         * allows, which may queue lines for anyone. Nobody is removed
+         * before the turn ends. */
         for (int i = 0; i < nclients; i++)
-            if ((fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) && !client[i]->gone)
-                read_lines(client[i], now);
+            if (!client[i]->gone)
+                read_lines(client[i], fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR), now);
 
         check_timeouts(now);
 
