@@ -270,8 +270,8 @@ fn arguments() -> (
             ));
         }
     }
-    // 60 s a line is slow enough: with more, NICK and USER alone would
-    // outlast the registration timeout.
+    // At most 60 s a line: USER, held penalty - 10 s after NICK, must still
+    // come within the default 60 s to register (at 60: after 50 s).
     if penalty_secs > 60 {
         cli.usage_error(format_args!(
             "invalid SECS '{penalty_secs}': from 0 to 60 seconds"
