@@ -68,13 +68,24 @@ struct Arrivals {
 /// a loss the link did not choose), and gathers what reaches `sink` until
 /// `quiet` passes without a datagram.
 fn send_through(link: SocketAddr, sink: UdpSocket, count: u32, quiet: Duration) -> Arrivals {
+    send_paced(link, sink, count, Duration::from_micros(100), quiet)
+}
+
+/// send_through, one datagram every `every`.
+fn send_paced(
+    link: SocketAddr,
+    sink: UdpSocket,
+    count: u32,
+    every: Duration,
+    quiet: Duration,
+) -> Arrivals {
     let sender = socket();
     let started = Instant::now();
     let feeder = thread::spawn(move || {
         let mut sent_at = Vec::with_capacity(count as usize);
         for seq in 0..count {
-            // Paced from the start, not from the last send: 100 µs each.
-            pace(started + Duration::from_micros(100 * u64::from(seq)));
+            // Paced from the start, not from the last send.
+            pace(started + every * seq);
             let mut datagram = seq.to_be_bytes().to_vec();
             datagram.extend_from_slice(b"payload!");
             sent_at.push(Instant::now());
@@ -139,7 +150,16 @@ fn the_link_loses_delays_and_duplicates_as_asked(twin: Twin) {
         "--loss", "20", "--delay", "30", "--jitter", "10", "--dup", "10", "--seed", "7",
     ];
     let link = start_link(twin, to, &faults);
-    let got = send_through(link.addr, sink, 1000, Duration::from_millis(300));
+    // 500 µs apart: a link that a loaded machine leaves unscheduled for a
+    // while finds them waiting in its socket's receive buffer (some 200
+    // datagrams, 100 ms of them), not dropped by the kernel before it.
+    let got = send_paced(
+        link.addr,
+        sink,
+        1000,
+        Duration::from_micros(500),
+        Duration::from_millis(300),
+    );
     let (up, _) = stop_link(link);
 
     let mut copies: HashMap<u32, u32> = HashMap::new();
@@ -150,18 +170,22 @@ fn the_link_loses_delays_and_duplicates_as_asked(twin: Twin) {
     let twice = copies.values().filter(|&&n| n == 2).count() as u64;
     assert!(copies.values().all(|&n| n <= 2), "more than two copies");
     // What the link says it did is what arrived: nothing lost elsewhere.
+    // (Should the kernel drop some before the link reads them all the same,
+    // the link says so: fewer than 1000 received, and the rest follows.)
+    assert!(up.starts_with("client -> server: "), "{up}");
+    let received = count_before(&up, "datagrams received,");
     assert!(
-        up.starts_with("client -> server: 1000 datagrams received, "),
-        "{up}"
+        received >= 500,
+        "the kernel dropped most before the link: {up}"
     );
-    assert_eq!(count_before(&up, "lost"), 1000 - delivered, "{up}");
+    assert_eq!(count_before(&up, "lost"), received - delivered, "{up}");
     assert_eq!(count_before(&up, "duplicated"), twice, "{up}");
     assert_eq!(count_before(&up, "sent"), got.seqs.len() as u64, "{up}");
     // 20 % lost, 10 % of the others twice, within a tolerance (three
     // standard deviations and more).
     assert!(
-        (760..=840).contains(&delivered),
-        "{delivered} of 1000 delivered"
+        (760..=840).contains(&(delivered * 1000 / received)),
+        "{delivered} of {received} delivered"
     );
     assert!(
         (50..=110).contains(&twice),
