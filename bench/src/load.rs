@@ -32,7 +32,7 @@ use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
 };
-use nix::unistd::{read, write};
+use nix::unistd::{Pid, read, write};
 use socket_labs::reason;
 
 use crate::hist::Histogram;
@@ -97,6 +97,9 @@ pub struct Config {
     pub duration: Duration,
     /// Epoll loops, one thread each.
     pub threads: usize,
+    /// The server's process group, when known: its CPU time in the window
+    /// is measured (/proc).
+    pub server: Option<Pid>,
 }
 
 impl Config {
@@ -167,6 +170,9 @@ pub struct Report {
     pub bytes_verified: u64,
     /// CPU time the generator's threads used in the window, in seconds.
     pub cpu_seconds: f64,
+    /// CPU time the server's processes used in the window (user and
+    /// system, children included), in seconds, when measured.
+    pub server_cpu_seconds: Option<f64>,
     /// The first thing that went wrong, as `call 127.0.0.1:PORT: reason`.
     pub first_error: Option<String>,
 }
@@ -180,6 +186,12 @@ impl Report {
         } else {
             0.0
         }
+    }
+
+    /// The server's CPU time per round trip in the window, in microseconds.
+    pub fn server_us_per_rt(&self) -> Option<f64> {
+        let cpu = self.server_cpu_seconds?;
+        (self.round_trips > 0).then(|| cpu * 1e6 / self.round_trips as f64)
     }
 
     /// A latency quantile in microseconds.
@@ -198,6 +210,9 @@ impl Report {
         self.mismatches += other.mismatches;
         self.bytes_verified += other.bytes_verified;
         self.cpu_seconds += other.cpu_seconds;
+        if other.server_cpu_seconds.is_some() {
+            self.server_cpu_seconds = other.server_cpu_seconds;
+        }
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -262,6 +277,15 @@ pub fn run(config: &Config) -> Result<Report, Error> {
         go: OnceLock::new(),
     };
     let results: Vec<Result<Report, Error>> = thread::scope(|scope| {
+        // The server's CPU time, read at the window's ends by a thread of
+        // its own that sleeps meanwhile.
+        let shared_ref = &shared;
+        let sampled = scope.spawn(move || Report {
+            server_cpu_seconds: config
+                .server
+                .and_then(|group| server_cpu(config, shared_ref, group)),
+            ..Report::default()
+        });
         let mut handles = Vec::with_capacity(threads);
         for k in 0..threads {
             let shared = &shared;
@@ -285,13 +309,15 @@ pub fn run(config: &Config) -> Result<Report, Error> {
                 }
             }
         }
-        handles
+        let mut results: Vec<Result<Report, Error>> = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error("a load thread panicked".into())))
             })
-            .collect()
+            .collect();
+        results.push(Ok(sampled.join().unwrap_or_default()));
+        results
     });
     let mut total = Report {
         window: config.duration,
@@ -304,6 +330,27 @@ pub fn run(config: &Config) -> Result<Report, Error> {
         total.served = total.round_trips;
     }
     Ok(total)
+}
+
+/// The server group's CPU time between the window's ends: waits for go
+/// (bounded like the setup), then sleeps to each end.
+fn server_cpu(config: &Config, shared: &Shared, group: Pid) -> Option<f64> {
+    let deadline = Instant::now() + config.setup_timeout() + Duration::from_secs(1);
+    let go = loop {
+        if let Some(&go) = shared.go.get() {
+            break go;
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    let start = go + config.warmup;
+    thread::sleep(start.saturating_duration_since(Instant::now()));
+    let before = crate::proc::group_cpu_seconds(group);
+    thread::sleep((start + config.duration).saturating_duration_since(Instant::now()));
+    let after = crate::proc::group_cpu_seconds(group);
+    Some((after - before).max(0.0))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

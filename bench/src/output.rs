@@ -10,13 +10,14 @@ use crate::suite::{DESIGNS, Lang, Outcome, Point, Results, Summary};
 pub fn runs_csv(results: &Results) -> String {
     let mut out = String::from(
         "design,lang,mode,conns,idle,run,rate_per_s,p50_us,p99_us,max_us,served,connected,\
-         connect_failures,dropped,idle_held,mismatches,bytes_verified,generator_cores,problem\n",
+         connect_failures,dropped,idle_held,mismatches,bytes_verified,generator_cores,\
+         server_cpu_us_per_rt,problem\n",
     );
     for run in &results.runs {
         let r = &run.report;
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{:.0},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{:.2},{}",
+            "{},{},{},{},{},{},{:.0},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{:.2},{},{}",
             csv_text(DESIGNS[run.design].name),
             run.lang,
             run.point.mode,
@@ -35,6 +36,9 @@ pub fn runs_csv(results: &Results) -> String {
             r.mismatches,
             r.bytes_verified,
             r.cpu_seconds / r.window.as_secs_f64().max(1e-9),
+            r.server_us_per_rt()
+                .map(|us| format!("{us:.2}"))
+                .unwrap_or_default(),
             csv_text(run.problem.as_deref().unwrap_or("")),
         );
     }
@@ -45,7 +49,7 @@ pub fn runs_csv(results: &Results) -> String {
 pub fn results_csv(results: &Results) -> String {
     let mut out = String::from(
         "design,lang,mode,conns,idle,status,runs,rate_per_s,p50_us,p99_us,served,dropped,\
-         connect_failures,mismatches,generator_cores,rust_c_ratio,note\n",
+         connect_failures,mismatches,generator_cores,server_cpu_us_per_rt,rust_c_ratio,note\n",
     );
     for cell in &results.cells {
         let p = cell.point;
@@ -64,7 +68,7 @@ pub fn results_csv(results: &Results) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{head},measured,{},{:.0},{:.1},{:.1},{},{},{},{},{:.2},{ratio},{}",
+                    "{head},measured,{},{:.0},{:.1},{:.1},{},{},{},{},{:.2},{},{ratio},{}",
                     s.runs,
                     s.rate,
                     s.p50_us,
@@ -74,14 +78,15 @@ pub fn results_csv(results: &Results) -> String {
                     s.connect_failures,
                     s.mismatches,
                     s.generator_cores,
+                    s.server_us.map(|us| format!("{us:.2}")).unwrap_or_default(),
                     csv_text(s.note.as_deref().unwrap_or("")),
                 );
             }
             Outcome::Skipped(why) => {
-                let _ = writeln!(out, "{head},skipped,0,,,,,,,,,,{}", csv_text(why));
+                let _ = writeln!(out, "{head},skipped,0,,,,,,,,,,,{}", csv_text(why));
             }
             Outcome::Failed(why) => {
-                let _ = writeln!(out, "{head},failed,0,,,,,,,,,,{}", csv_text(why));
+                let _ = writeln!(out, "{head},failed,0,,,,,,,,,,,{}", csv_text(why));
             }
         }
     }
@@ -110,11 +115,120 @@ pub fn ratio(results: &Results, design: usize, point: Point) -> Option<f64> {
     (c.rate > 0.0).then(|| rust.rate / c.rate)
 }
 
-/// The Markdown page: how it was measured, then one table per mode.
+/// Rust's instructions per round trip over C's, when both were counted.
+pub fn work_ratio(results: &Results, design: usize) -> Option<f64> {
+    let rust = results.work(design, Lang::Rust)?.instructions?;
+    let c = results.work(design, Lang::C)?.instructions?;
+    (c > 0.0).then(|| rust / c)
+}
+
+/// The counts per design and language.
+pub fn work_csv(results: &Results) -> String {
+    let mut out = String::from(
+        "design,lang,instructions_per_rt,rust_c_ratio,syscalls_per_rt,syscalls,problem\n",
+    );
+    for cell in &results.work {
+        let w = &cell.work;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            csv_text(DESIGNS[cell.design].name),
+            cell.lang,
+            w.instructions
+                .map(|n| format!("{n:.1}"))
+                .unwrap_or_default(),
+            work_ratio(results, cell.design)
+                .map(|r| format!("{r:.3}"))
+                .unwrap_or_default(),
+            w.syscalls.map(|n| format!("{n:.2}")).unwrap_or_default(),
+            csv_text(&calls_text(&w.by_call)),
+            csv_text(w.problem.as_deref().unwrap_or("")),
+        );
+    }
+    out
+}
+
+/// "poll 1.00 + read 1.00 + write 1.00".
+fn calls_text(by_call: &[(String, f64)]) -> String {
+    by_call
+        .iter()
+        .map(|(name, n)| format!("{name} {n:.2}"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The table of instructions and system calls per round trip.
+pub fn work_table(results: &Results) -> String {
+    let mut out = String::new();
+    let Some(exchange) = results.plan.count else {
+        return out;
+    };
+    out += "## Work per round trip: counted, not timed\n\n";
+    let _ = writeln!(
+        out,
+        "Instructions the server executes in user space per round trip (valgrind \
+         --tool=callgrind, every process of the server), and its system calls per round \
+         trip (strace -f -c): {} connections, {} then {} round trips each, {}-byte \
+         messages, one in flight at a time; the difference of the two exchanges, so \
+         start-up and connections are left out. The same from run to run: this is the \
+         Rust/C figure (bench/README.md).\n",
+        exchange.conns, exchange.short, exchange.long, exchange.size
+    );
+    if let Some(note) = &results.work_note {
+        let _ = writeln!(out, "**{note}.**\n");
+    }
+    out += "| design | Rust instr/rt | C instr/rt | Rust/C | Rust syscalls/rt | C syscalls/rt | note |\n";
+    out += "|---|---:|---:|---:|---:|---:|---|\n";
+    for (d, design) in DESIGNS.iter().enumerate() {
+        let work = Lang::BOTH.map(|l| results.work(d, l));
+        if work.iter().all(Option::is_none) {
+            continue;
+        }
+        let ir = work.map(|w| {
+            w.and_then(|w| w.instructions)
+                .map_or("—".into(), |n| format!("{n:.1}"))
+        });
+        let calls = work.map(|w| {
+            w.and_then(|w| w.syscalls)
+                .map_or("—".into(), |n| format!("{n:.2}"))
+        });
+        let mut notes = Vec::new();
+        let by_call = work.map(|w| w.map(|w| calls_text(&w.by_call)).unwrap_or_default());
+        if by_call[0] == by_call[1] {
+            notes.push(by_call[0].clone());
+        } else {
+            notes.push(format!("Rust: {}; C: {}", by_call[0], by_call[1]));
+        }
+        for (lang, w) in Lang::BOTH.iter().zip(work) {
+            if let Some(why) = w.and_then(|w| w.problem.as_ref()) {
+                notes.push(format!("{lang}: {why}"));
+            }
+        }
+        let ratio = work_ratio(results, d).map_or("—".into(), |r| format!("{r:.2}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {} | {} | {} |",
+            design.name,
+            ir[0],
+            ir[1],
+            calls[0],
+            calls[1],
+            notes.join("; ").replace('|', "/")
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The Markdown page: how it was measured, the counts, then one table per mode.
 pub fn markdown(results: &Results, machine: &str) -> String {
     let plan = &results.plan;
     let mut out = String::from("# socket-labs: every server design, Rust and C\n\n");
     let _ = writeln!(out, "{machine}\n");
+    out += &work_table(results);
+    if plan.count_only {
+        return out;
+    }
     let _ = writeln!(
         out,
         "Each figure is the median of {} run(s) of {:.1} s after a {:.1} s warm-up; \
@@ -130,7 +244,10 @@ pub fn markdown(results: &Results, machine: &str) -> String {
     out += "rt/s: round trips per second (churn: connections per second, each \
             connect, one echo, close). p99: 99th percentile latency. served: active \
             connections with at least one round trip in the window (the fewest of any \
-            run; churn: connections completed in the window). Rust/C: Rust's rate over C's.\n\n";
+            run; churn: connections completed in the window). Rust/C: Rust's rate over C's. \
+            CPU µs/rt: the server's CPU time (user and system, every process of it) \
+            in the window per round trip (churn: per connection), from /proc/PID/stat; \
+            it counts the kernel's TCP work too, to a clock tick (10 ms) at each end.\n\n";
 
     let active: Vec<Point> = plan
         .active
@@ -178,16 +295,16 @@ fn table(
     value: impl Fn(&Point) -> usize,
 ) {
     // Churn counts connections, the other modes round trips.
-    let (rate, served) = match points.first().map(|p| p.mode) {
-        Some(Mode::Churn) => ("conn/s", "conns"),
-        _ => ("rt/s", "served"),
+    let (rate, served, unit) = match points.first().map(|p| p.mode) {
+        Some(Mode::Churn) => ("conn/s", "conns", "conn"),
+        _ => ("rt/s", "served", "rt"),
     };
     let _ = writeln!(
         out,
-        "| design | {what} | Rust {rate} | C {rate} | Rust/C | Rust p99 µs | C p99 µs | \
-         Rust {served} | C {served} | note |"
+        "| design | {what} | Rust {rate} | C {rate} | Rust/C | Rust CPU µs/{unit} | C CPU µs/{unit} | \
+         Rust p99 µs | C p99 µs | Rust {served} | C {served} | note |"
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (d, design) in DESIGNS.iter().enumerate() {
         for &point in points {
             let mut cells = Vec::new();
@@ -195,10 +312,12 @@ fn table(
             let mut rates = Vec::new();
             let mut p99s = Vec::new();
             let mut served = Vec::new();
+            let mut cpu = Vec::new();
             for lang in Lang::BOTH {
                 match results.cell(d, lang, point) {
                     Some(Outcome::Measured(s)) => {
                         rates.push(thousands(s.rate));
+                        cpu.push(s.server_us.map_or("—".into(), |us| format!("{us:.1}")));
                         p99s.push(thousands(s.p99_us));
                         served.push(if point.mode == Mode::Churn {
                             thousands(s.served as f64)
@@ -215,6 +334,7 @@ fn table(
                     }
                     Some(Outcome::Skipped(why)) | Some(Outcome::Failed(why)) => {
                         rates.push("—".into());
+                        cpu.push("—".into());
                         p99s.push("—".into());
                         served.push("—".into());
                         let failed =
@@ -240,6 +360,7 @@ fn table(
                     }
                     None => {
                         rates.push("—".into());
+                        cpu.push("—".into());
                         p99s.push("—".into());
                         served.push("—".into());
                     }
@@ -253,6 +374,8 @@ fn table(
             cells.push(rates[0].clone());
             cells.push(rates[1].clone());
             cells.push(ratio);
+            cells.push(cpu[0].clone());
+            cells.push(cpu[1].clone());
             cells.push(p99s[0].clone());
             cells.push(p99s[1].clone());
             cells.push(served[0].clone());

@@ -9,6 +9,7 @@
 //! is their subreaper, so it also collects the ones orphaned on the way.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -42,15 +43,26 @@ impl Server {
     /// Runs `bin 0 --bind 127.0.0.1 ARGS`, under `taskset -c CPUS` when
     /// given, and waits for its readiness line.
     pub fn start(bin: &Path, args: &[&str], cpus: Option<&str>) -> Result<Server, String> {
-        let mut command = match cpus {
-            Some(list) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(list).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        Server::start_under(&[], bin, args, cpus)
+    }
+
+    /// As [`Server::start`], under a tool: `PREFIX bin 0 --bind 127.0.0.1
+    /// ARGS` (valgrind, strace), the tool's own output to its files.
+    pub fn start_under(
+        prefix: &[String],
+        bin: &Path,
+        args: &[&str],
+        cpus: Option<&str>,
+    ) -> Result<Server, String> {
+        let mut line: Vec<&OsStr> = Vec::new();
+        if let Some(list) = cpus {
+            line.extend(["taskset", "-c", list].map(OsStr::new));
+        }
+        line.extend(prefix.iter().map(OsStr::new));
+        line.push(bin.as_os_str());
+        let mut command = Command::new(line[0]);
         command
+            .args(&line[1..])
             .args(["0", "--bind", "127.0.0.1"])
             .args(args)
             .stdin(Stdio::null())
@@ -99,6 +111,11 @@ impl Server {
             }
         }
         Ok(server)
+    }
+
+    /// The server's pid, which is also its process group's id.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
     }
 
     /// None while the server runs; otherwise how it ended, and its last words.
@@ -152,9 +169,9 @@ fn stop_group(child: &mut Child) {
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait();
     }
-    if !reap_orphans(STOP_TIMEOUT) {
+    if !reap_orphans(group, STOP_TIMEOUT) {
         let _ = killpg(group, Signal::SIGKILL);
-        reap_orphans(STOP_TIMEOUT);
+        reap_orphans(group, STOP_TIMEOUT);
     }
 }
 
@@ -169,12 +186,13 @@ fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     false
 }
 
-/// Collects every exited child until none is left (ECHILD): the server's
-/// children and workers, given to us when it exits.
-fn reap_orphans(timeout: Duration) -> bool {
+/// Collects every exited child of the server's group until none is left
+/// (ECHILD): its children and workers, given to us when it exits. Only that
+/// group: other children of ours (a test's) are not ours to reap here.
+fn reap_orphans(group: Pid, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        match waitpid(Pid::from_raw(-group.as_raw()), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => thread::sleep(Duration::from_millis(2)),
             Ok(_) => {}
             Err(Errno::ECHILD) => return true,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::count::{self, Exchange, Tools, Work};
 use crate::load::{self, Config, Mode, Report};
 use crate::output::thousands;
 use crate::server::Server;
@@ -163,6 +164,10 @@ pub struct Plan {
     /// A design with a process per connection runs only the points with
     /// at most this many connections (None: all of them).
     pub fork_limit: Option<usize>,
+    /// The exchange counted under callgrind and strace (None: not counted).
+    pub count: Option<Exchange>,
+    /// Only count: no throughput runs.
+    pub count_only: bool,
 }
 
 impl Plan {
@@ -179,6 +184,8 @@ impl Plan {
             duration: Duration::from_secs(1),
             budget: Duration::from_secs(8 * 60),
             fork_limit: None,
+            count: Some(Exchange::STANDARD),
+            count_only: false,
         }
     }
 
@@ -301,6 +308,8 @@ pub struct Summary {
     pub connect_failures: u64,
     pub mismatches: u64,
     pub generator_cores: f64,
+    /// The server's CPU time per round trip (churn: per connection), µs.
+    pub server_us: Option<f64>,
     pub note: Option<String>,
 }
 
@@ -311,9 +320,20 @@ pub struct Cell {
     pub outcome: Outcome,
 }
 
+/// A design's work per round trip in one language.
+pub struct WorkCell {
+    pub design: usize,
+    pub lang: Lang,
+    pub work: Work,
+}
+
 /// Everything a suite run produced.
 pub struct Results {
     pub plan: Plan,
+    /// Instructions and system calls per round trip, per design and language.
+    pub work: Vec<WorkCell>,
+    /// What the counts lack, and why (a tool not installed).
+    pub work_note: Option<String>,
     pub cells: Vec<Cell>,
     pub runs: Vec<Run>,
     pub pinning: String,
@@ -321,6 +341,13 @@ pub struct Results {
 }
 
 impl Results {
+    pub fn work(&self, design: usize, lang: Lang) -> Option<&Work> {
+        self.work
+            .iter()
+            .find(|w| w.design == design && w.lang == lang)
+            .map(|w| &w.work)
+    }
+
     pub fn cell(&self, design: usize, lang: Lang, point: Point) -> Option<&Outcome> {
         let point = point.canonical();
         self.cells
@@ -343,20 +370,126 @@ pub struct Setup {
     pub stop: &'static AtomicBool,
 }
 
+/// Counts each design's work per round trip, Rust and C (bench/README.md).
+pub fn count_work(
+    exchange: Exchange,
+    setup: &Setup,
+    progress: &mut impl FnMut(&str),
+) -> (Vec<WorkCell>, Option<String>) {
+    let tools = Tools::find();
+    let missing = tools.missing();
+    if let Some(what) = &missing {
+        progress(what);
+    }
+    let mut cells = Vec::new();
+    if !tools.valgrind && !tools.strace {
+        return (cells, missing);
+    }
+    let scratch = match count::Scratch::new() {
+        Ok(s) => s,
+        Err(why) => return (cells, Some(why)),
+    };
+    progress(&format!(
+        "counting each server's work per round trip: {} connections, {} then {} round trips \
+         each, under callgrind and strace",
+        exchange.conns, exchange.short, exchange.long
+    ));
+    for (d, design) in DESIGNS.iter().enumerate() {
+        for lang in Lang::BOTH {
+            if setup.stop.load(Ordering::SeqCst) {
+                return (cells, Some("interrupted".into()));
+            }
+            let bin = program(&setup.labs, design, lang);
+            let work = if bin.is_file() {
+                let began = Instant::now();
+                let work = count::measure(
+                    &bin,
+                    design,
+                    exchange,
+                    tools,
+                    setup.server_cpus.as_deref(),
+                    &scratch.0,
+                );
+                progress(&format!(
+                    "{:>4.1} s  {:<20} {:<4} {}",
+                    began.elapsed().as_secs_f64(),
+                    design.name,
+                    lang.to_string(),
+                    work_line(&work)
+                ));
+                work
+            } else {
+                Work {
+                    problem: Some(match lang {
+                        Lang::C => "no C twin yet".into(),
+                        Lang::Rust => "not built (make)".into(),
+                    }),
+                    ..Work::default()
+                }
+            };
+            cells.push(WorkCell {
+                design: d,
+                lang,
+                work,
+            });
+        }
+    }
+    (cells, missing)
+}
+
+/// "12,345 instructions, 3.00 system calls (read 1.00, write 1.00, poll 1.00)".
+pub fn work_line(work: &Work) -> String {
+    let mut parts = Vec::new();
+    if let Some(ir) = work.instructions {
+        parts.push(format!("{} instructions", thousands(ir)));
+    }
+    if let Some(calls) = work.syscalls {
+        parts.push(format!(
+            "{calls:.2} system calls ({})",
+            work.by_call
+                .iter()
+                .map(|(name, n)| format!("{name} {n:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(why) = &work.problem {
+        parts.push(why.clone());
+    }
+    format!("{} per round trip", parts.join(", "))
+}
+
 /// Runs the plan; `progress` gets one line per run.
 pub fn run(plan: &Plan, setup: &Setup, mut progress: impl FnMut(&str)) -> Results {
+    let counting = Instant::now();
+    let (work, work_note) = match plan.count {
+        Some(exchange) => count_work(exchange, setup, &mut progress),
+        None => (Vec::new(), None),
+    };
+    let counted = counting.elapsed();
+    // The budget is for the throughput runs: counting is bounded on its own.
     let began = Instant::now();
-    let points = plan.points();
+    let points = if plan.count_only {
+        Vec::new()
+    } else {
+        plan.points()
+    };
     let mut cells = Vec::new();
     let mut runs = Vec::new();
     let per_run = plan.warmup + plan.duration + Duration::from_millis(300);
-    let total_runs = count_runs(plan, setup);
+    let total_runs = if plan.count_only {
+        0
+    } else {
+        count_runs(plan, setup)
+    };
     let mut done = 0;
-    progress(&format!(
-        "{total_runs} runs of {:.1} s + setup; server {}",
-        (plan.warmup + plan.duration).as_secs_f64(),
-        setup.pinning
-    ));
+    if total_runs > 0 {
+        progress(&format!(
+            "{total_runs} runs of {:.1} s + setup; server {}",
+            (plan.warmup + plan.duration).as_secs_f64(),
+            setup.pinning
+        ));
+    }
     if let Some(most) = points
         .iter()
         .map(|&p| config(plan, p, setup.threads).descriptors_needed())
@@ -442,10 +575,12 @@ pub fn run(plan: &Plan, setup: &Setup, mut progress: impl FnMut(&str)) -> Result
     }
     Results {
         plan: plan.clone(),
+        work,
+        work_note,
         cells,
         runs,
         pinning: setup.pinning.clone(),
-        elapsed: began.elapsed(),
+        elapsed: began.elapsed() + counted,
     }
 }
 
@@ -487,6 +622,7 @@ fn config(plan: &Plan, point: Point, threads: usize) -> Config {
         warmup: plan.warmup,
         duration: plan.duration,
         threads,
+        server: None,
     }
 }
 
@@ -511,6 +647,7 @@ fn one_run(plan: &Plan, setup: &Setup, d: usize, lang: Lang, point: Point, index
     };
     let result = load::run(&Config {
         port: server.port,
+        server: Some(server.pid()),
         ..config
     });
     let exited = server.exited();
@@ -598,6 +735,13 @@ fn summarise(point: Point, runs: &[&Run]) -> Outcome {
             .unwrap_or(0),
         mismatches: good.iter().map(|r| r.report.mismatches).sum(),
         generator_cores: median_of(&|r| r.cpu_seconds / window),
+        server_us: {
+            let each: Vec<f64> = good
+                .iter()
+                .filter_map(|r| r.report.server_us_per_rt())
+                .collect();
+            (!each.is_empty()).then(|| median(each))
+        },
         note: runs.iter().find_map(|r| r.problem.clone()),
     })
 }

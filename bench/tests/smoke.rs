@@ -230,3 +230,73 @@ fn bad_arguments_and_no_server_are_clean_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Connection refused"), "{stderr}");
 }
+
+/// Lab 04's Rust server under callgrind and strace, twice: the counts are
+/// those of its loop (one poll, one read, one write per round trip) and
+/// the same from run to run, which is what makes them the Rust/C figure.
+#[test]
+fn work_per_round_trip_is_counted_and_repeats() {
+    use socket_labs_bench::count::{self, Exchange, Scratch, Tools};
+    use socket_labs_bench::suite::DESIGNS;
+
+    let tools = Tools::find();
+    assert!(
+        tools.missing().is_none(),
+        "{} (.ci/run installs them)",
+        tools.missing().unwrap_or_default()
+    );
+    let bin: PathBuf = PathBuf::from(LOADGEN).with_file_name("poll-server");
+    let poll = DESIGNS
+        .iter()
+        .find(|d| d.lab == "04-poll")
+        .expect("lab 04 is a design");
+    let exchange = Exchange {
+        conns: 3,
+        short: 5,
+        long: 25,
+        size: 64,
+    };
+    let scratch = Scratch::new().expect("a scratch directory");
+    let first = count::measure(&bin, poll, exchange, tools, None, &scratch.0);
+    let second = count::measure(&bin, poll, exchange, tools, None, &scratch.0);
+    for work in [&first, &second] {
+        assert_eq!(work.problem, None);
+        assert_eq!(work.syscalls, Some(3.0), "{work:?}");
+        let calls: Vec<&str> = work.by_call.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(calls, ["poll", "read", "write"], "{work:?}");
+    }
+    let (a, b) = (first.instructions.unwrap(), second.instructions.unwrap());
+    assert!(a > 50.0, "{first:?}");
+    assert!(
+        (a - b).abs() <= a * 0.005,
+        "{a} then {b} instructions per round trip"
+    );
+}
+
+/// The server's CPU time in the window is read from /proc, and is some.
+#[test]
+fn the_servers_cpu_time_is_measured_in_the_window() {
+    use socket_labs_bench::load::{self, Config, Mode};
+    use socket_labs_bench::server::Server;
+
+    let bin: PathBuf = PathBuf::from(LOADGEN).with_file_name("poll-server");
+    let server = Server::start(&bin, &[], None).expect("poll-server starts");
+    let report = load::run(&Config {
+        mode: Mode::Active,
+        port: server.port,
+        conns: 4,
+        idle: 0,
+        size: 64,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        threads: 1,
+        server: Some(server.pid()),
+    })
+    .expect("a run");
+    server.stop();
+    assert!(report.round_trips > 0);
+    let cpu = report.server_cpu_seconds.expect("measured");
+    // Busy for half a second: some ticks, and no more than the window.
+    assert!(cpu > 0.0 && cpu <= 0.6, "{cpu} s");
+    assert!(report.server_us_per_rt().is_some_and(|us| us > 0.0));
+}

@@ -18,10 +18,12 @@ use socket_labs_bench::suite::{self, Plan, Setup};
 
 const USAGE: &str = "\
 usage: bench-suite [--quick] [--runs R] [--duration SECS] [--warmup SECS]
-                   [--budget SECS] [--labs DIR] [--out DIR]
+                   [--budget SECS] [--no-count | --count-only]
+                   [--labs DIR] [--out DIR]
 
-Measures every server design (labs 01 to 05) in Rust and in C with the load
-generator, and writes DIR/results.csv, runs.csv, results.md, active.svg and
+Counts every server design's work per round trip (labs 01 to 05, Rust and
+C, under valgrind and strace), measures them with the load generator, and
+writes DIR/results.csv, runs.csv, work.csv, results.md, active.svg and
 idle.svg. Run it through `make bench` (or `make bench QUICK=1`), which
 builds the servers first.
 
@@ -34,6 +36,9 @@ builds the servers first.
   --warmup SECS    unmeasured traffic before it (default 0.3)
   --budget SECS    start no run after this; the rest is marked skipped
                    (default 480, quick 75)
+  --no-count       leave out the instructions and system calls per round
+                   trip (counted under valgrind and strace: about 40 s)
+  --count-only     only those: no throughput runs
   --labs DIR       where the lab folders are (default labs)
   --out DIR        where the results go (default bench/results)
   --help           print this help
@@ -55,6 +60,15 @@ fn main() {
     } else {
         Plan::full()
     };
+    if cli.flag("--no-count") {
+        plan.count = None;
+    }
+    if cli.flag("--count-only") {
+        if plan.count.is_none() {
+            cli.usage_error("--count-only and --no-count leave nothing to do");
+        }
+        plan.count_only = true;
+    }
     if let Some(runs) = cli.value::<usize>("--runs", "R") {
         if !(1..=99).contains(&runs) {
             cli.usage_error("--runs must be from 1 to 99");
@@ -134,6 +148,7 @@ fn main() {
     let files = [
         ("results.csv", output::results_csv(&results)),
         ("runs.csv", output::runs_csv(&results)),
+        ("work.csv", output::work_csv(&results)),
         ("results.md", output::markdown(&results, &machine)),
         ("active.svg", output::active_svg(&results)),
         ("idle.svg", output::idle_svg(&results)),
@@ -146,7 +161,7 @@ fn main() {
             failed = true;
         }
     }
-    log!("\n{}", files[2].1.trim_end());
+    log!("\n{}", files[3].1.trim_end());
     log!(
         "\nwrote {} in {}/ ({:.0} s)",
         files.map(|(name, _)| name).join(", "),

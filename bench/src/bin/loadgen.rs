@@ -80,6 +80,7 @@ fn main() {
         warmup,
         duration,
         threads,
+        server: None,
     };
     if let Err(message) = config.validate() {
         cli.usage_error(message);
