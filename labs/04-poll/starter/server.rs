@@ -96,13 +96,16 @@ fn main() {
     let mut out_of_descriptors = false;
 
     let mut clients: Vec<Client> = Vec::new();
+    // revents[i] is what poll(2) said of fds[i]; kept between turns, so
+    // that a turn allocates only the array.
+    let mut revents: Vec<PollFlags> = Vec::new();
     let mut buf = [0u8; READ_SIZE];
     loop {
         // poll(2) reads one pollfd per descriptor: [0] is the listener,
         // [i + 1] is clients[i]. nix's PollFd borrows the descriptor, so the
         // array is built afresh each turn, and only the results (revents)
         // are kept once it is gone: then the client list may change.
-        let revents: Vec<PollFlags> = {
+        {
             let mut fds = Vec::with_capacity(clients.len() + 1);
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             for client in &clients {
@@ -112,10 +115,12 @@ fn main() {
             }
             // TODO poll(2) the whole array, no timeout; EINTR: again (man 2 poll)
             socket_labs::todo("poll(2)");
-            fds.iter()
-                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                .collect()
-        };
+            revents.clear();
+            revents.extend(
+                fds.iter()
+                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty())),
+            );
+        }
 
         if revents[0].contains(PollFlags::POLLIN) {
             // Take every connection waiting in the backlog, not only one:
