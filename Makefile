@@ -130,9 +130,10 @@ HANDOUT_TO := $(if $(filter command line,$(origin LANG)),$(LANG))
 handout: ## the course for students, LANG's answers left out, as a new git repository: make handout LANG=rust|c DEST=dir [ANSWERS=keep]
 	@bash tools/handout "$(HANDOUT_TO)" "$(DEST)" "$(ANSWERS)"
 
-# `make bench QUICK=1`: fewer points, one run each, under a minute; poll and
-# epoll beside 10,000 idle connections included (bench/README.md).
-bench: all ## every server design, Rust against C, under load; writes bench/results/ (QUICK=1: <1 min)
+# `make bench QUICK=1`: the counts, then fewer points, one run each, about a
+# minute; poll and epoll beside 10,000 idle connections included
+# (bench/README.md). The counts need valgrind and strace.
+bench: all ## every server design, Rust against C: instructions and syscalls per round trip, then under load; writes bench/results/ (QUICK=1: ~1 min)
 	$(CARGO) run --release -q -p socket-labs-bench --bin bench-suite -- $(if $(filter-out 0 no,$(QUICK)),--quick)
 
 # The load generator's own tests, and a second of it against lab 04's server.

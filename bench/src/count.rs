@@ -138,8 +138,8 @@ pub fn measure(
             Ok(counts) => {
                 work.syscalls = Some(counts.values().sum());
                 work.by_call = counts.into_iter().filter(|&(_, n)| n >= 0.01).collect();
-                work.by_call
-                    .sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                // By name: the same order for Rust and C, whatever the counts.
+                work.by_call.sort_by(|a, b| a.0.cmp(&b.0));
             }
             Err(why) => problems.push(format!("strace: {why}")),
         }

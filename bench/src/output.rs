@@ -185,8 +185,10 @@ pub fn work_table(results: &Results) -> String {
             continue;
         }
         let ir = work.map(|w| {
-            w.and_then(|w| w.instructions)
-                .map_or("—".into(), |n| format!("{n:.1}"))
+            w.and_then(|w| w.instructions).map_or("—".into(), |n| {
+                let tenths = (n * 10.0).round();
+                format!("{}.{}", thousands((tenths / 10.0).trunc()), tenths % 10.0)
+            })
         });
         let calls = work.map(|w| {
             w.and_then(|w| w.syscalls)
