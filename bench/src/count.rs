@@ -238,7 +238,18 @@ fn under_tool(
             let mut files = 0;
             for entry in fs::read_dir(&dir).map_err(|err| err.to_string())? {
                 let path = entry.map_err(|err| err.to_string())?.path();
-                total += callgrind_total(&path)?;
+                // A profile ends with its totals: one still being written
+                // (a child that has not quite exited) is waited for.
+                let deadline = Instant::now() + PATIENCE;
+                total += loop {
+                    match callgrind_total(&path) {
+                        Ok(n) => break n,
+                        Err(_) if Instant::now() < deadline => {
+                            thread::sleep(Duration::from_millis(10))
+                        }
+                        Err(why) => return Err(why),
+                    }
+                };
                 files += 1;
             }
             if files == 0 {
