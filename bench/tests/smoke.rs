@@ -250,10 +250,13 @@ fn work_per_round_trip_is_counted_and_repeats() {
         .iter()
         .find(|d| d.lab == "04-poll")
         .expect("lab 04 is a design");
+    // 300 round trips between the two exchanges: a turn of the server's
+    // loop more or less while connections open or close (timing) moves the
+    // figures by a few thousandths only.
     let exchange = Exchange {
         conns: 3,
         short: 5,
-        long: 25,
+        long: 105,
         size: 64,
     };
     let scratch = Scratch::new().expect("a scratch directory");
@@ -261,7 +264,10 @@ fn work_per_round_trip_is_counted_and_repeats() {
     let second = count::measure(&bin, poll, exchange, tools, None, &scratch.0);
     for work in [&first, &second] {
         assert_eq!(work.problem, None);
-        assert_eq!(work.syscalls, Some(3.0), "{work:?}");
+        assert!(
+            work.syscalls.is_some_and(|n| (n - 3.0).abs() < 0.01),
+            "{work:?}"
+        );
         let calls: Vec<&str> = work.by_call.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(calls, ["poll", "read", "write"], "{work:?}");
     }
