@@ -1729,7 +1729,9 @@ fn time_tells_the_server_s_clock(twin: Twin) {
     assert_eq!(time.len(), 4, "{time:?}");
     assert_eq!(time[..2], ["alice", NAME]);
     let unix: u64 = time[2].parse().expect("seconds since 1970");
-    assert!(before <= unix && unix <= after, "{time:?}");
+    // time(2) may read a coarser clock than SystemTime's, a tick behind:
+    // across a second's boundary it says the second before.
+    assert!(before - 1 <= unix && unix <= after, "{time:?}");
     assert_eq!(time[3], socket_labs::date::utc(unix), "in UTC, as 003");
     assert!(alice.sync().is_empty());
 }
