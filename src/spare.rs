@@ -25,6 +25,10 @@ use nix::unistd::dup;
 
 use crate::fail::die;
 
+/// What a server says, once, when accept(2) fails with EMFILE or ENFILE:
+/// `accept ADDR: Too many open files; closing new connections until one frees`.
+pub const REFUSING: &str = "closing new connections until one frees";
+
 /// A descriptor kept open on /dev/null, to be given up when accept(2) fails
 /// with EMFILE (see the module's documentation).
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use nix::sys::socket::{
 use nix::unistd::{close, read, write};
 use socket_labs::conn::take_connection;
 use socket_labs::limits::raise_descriptor_limit;
-use socket_labs::spare::SpareDescriptor;
+use socket_labs::spare::{REFUSING, SpareDescriptor};
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, warn};
 
 const USAGE: &str = "\
@@ -144,10 +144,7 @@ fn main() {
                     Ok(fd) => fd,
                     Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
                         if !out_of_descriptors {
-                            warn!(
-                                "accept {local}: {}; closing new connections until one frees",
-                                reason(&err)
-                            );
+                            warn!("accept {local}: {}; {REFUSING}", reason(&err));
                             out_of_descriptors = true;
                         }
                         // Close the spare, accept and close the waiting

@@ -38,7 +38,7 @@ use nix::unistd::{
     ForkResult, Pid, SysconfVar, close, fork, getpid, getppid, read, sysconf, write,
 };
 use socket_labs::limits::raise_descriptor_limit;
-use socket_labs::spare::SpareDescriptor;
+use socket_labs::spare::{REFUSING, SpareDescriptor};
 use socket_labs::{Cli, DEFAULT_PORT, OrDie, die, log, reason, signal_text, warn};
 
 const USAGE: &str = "\
@@ -65,8 +65,6 @@ const MAX_PENDING: usize = 64 * 1024;
 const LISTENER: u64 = u64::MAX;
 /// The token of worker 0's signalfd, readable when a worker has died.
 const WORKER_DIED: u64 = u64::MAX - 1;
-/// Said once when accept(2) fails with EMFILE or ENFILE (src/spare.rs).
-const REFUSING: &str = "closing new connections until one frees";
 
 struct Client {
     fd: OwnedFd,

@@ -51,7 +51,7 @@ use nix::unistd::{close, read, write};
 use socket_labs::irc::MAX_LINE;
 use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::rate::FloodTimer;
-use socket_labs::spare::SpareDescriptor;
+use socket_labs::spare::{REFUSING, SpareDescriptor};
 use socket_labs::{Cli, DEFAULT_PORT, Line, LineReader, OrDie, log, reason, warn};
 
 use irc::{Id, Irc, Outbox, read_motd};
@@ -81,8 +81,6 @@ or by hand (nc -C 127.0.0.1 4242, then NICK alice and USER alice 0 * :Alice).
 ";
 
 const DEFAULT_NAME: &str = "chat.socket-labs";
-/// Said once when accept(2) fails for want of descriptors (src/spare.rs).
-const REFUSING: &str = "closing new connections until one frees";
 
 /// The most a client's output queue may hold. The queue only grows when the
 /// client reads less than others send it: past this bound it is dropped
