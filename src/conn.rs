@@ -39,6 +39,14 @@ pub fn take_connection(fd: RawFd, local: impl Display) -> Option<(OwnedFd, Socka
     }
 }
 
+/// The IP address and port of a socket address, if it is one.
+pub fn inet_address(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+}
+
 /// Connects to `host` (a name such as localhost, or an address) on `port`
 /// and returns the socket and the server's address, as UNP's tcp_connect
 /// does: the name's addresses come from getaddrinfo(3) (std's resolver:

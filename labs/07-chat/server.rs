@@ -27,16 +27,17 @@ mod irc;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getpeername,
-    getsockname, listen, setsockopt, socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, accept4, bind, getsockname,
+    listen, setsockopt, socket, sockopt,
 };
 use nix::unistd::{close, read, write};
+use socket_labs::conn::{inet_address, take_connection};
 use socket_labs::irc::MAX_LINE;
 use socket_labs::limits::raise_descriptor_limit;
 use socket_labs::rate::FloodTimer;
@@ -197,9 +198,8 @@ fn main() {
         if revents[0].contains(PollFlags::POLLIN) {
             // Every connection waiting in the backlog, as in lab 04.
             loop {
-                let connfd = match accept4(listenfd.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
-                    // SAFETY: accept4(2)'s new descriptor; nothing else owns it.
-                    Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+                let fd = match accept4(listenfd.as_raw_fd(), SockFlag::SOCK_NONBLOCK) {
+                    Ok(fd) => fd,
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
                     Err(err @ (Errno::EMFILE | Errno::ENFILE)) => {
@@ -215,14 +215,11 @@ fn main() {
                     Err(err) => socket_labs::die("accept", local, &err),
                 };
                 out_of_descriptors = false;
-                let peer = match getpeername::<SockaddrStorage>(connfd.as_raw_fd()) {
-                    Ok(peer) => inet_address(&peer),
-                    Err(err) => {
-                        warn!("getpeername {local}: {}", reason(&err));
-                        continue;
-                    }
+                // The client's address, from getpeername(2) (src/conn.rs).
+                let Some((connfd, peer)) = take_connection(fd, local) else {
+                    continue;
                 };
-                let Some(peer) = peer else {
+                let Some(peer) = inet_address(&peer) else {
                     continue; // not an IP connection: cannot happen on an IP listener
                 };
                 log!("connection from {peer}");
@@ -577,12 +574,4 @@ fn check_timeouts(
             irc.close_link(conns, id, why.as_bytes());
         }
     }
-}
-
-/// The IP address and port of a socket address, if it is one.
-fn inet_address(addr: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddr::from(*v4));
-    }
-    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
 }

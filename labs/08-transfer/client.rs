@@ -48,7 +48,8 @@ use socket_labs::irc;
 use socket_labs::{Cli, DEFAULT_HOST, DEFAULT_PORT, Line, LineReader, OrDie, die, log, warn};
 
 use offers::{Slot, Transfers};
-use transfer::{family, inet_address};
+use socket_labs::conn::inet_address;
+use transfer::family;
 
 const USAGE: &str = "\
 usage: client [HOST] [PORT] [--nick NICK] [--raw] [--downloads DIR]

@@ -35,6 +35,7 @@ use nix::sys::socket::{
     getpeername, getsockname, getsockopt, listen, socket, sockopt,
 };
 use nix::unistd::{read, write};
+use socket_labs::conn::inet_address;
 use socket_labs::dcc::Offer;
 use socket_labs::download::PartFile;
 use socket_labs::progress::Progress;
@@ -681,12 +682,4 @@ pub fn family(addr: SocketAddr) -> AddressFamily {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     }
-}
-
-/// The IP address and port of a socket address, if it is one.
-pub fn inet_address(addr: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddr::from(*v4));
-    }
-    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
 }
