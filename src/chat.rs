@@ -161,6 +161,17 @@ impl Chat {
         self.channels.retain(|c| irc::fold_bytes(c) != name);
     }
 
+    /// The channel a command's words name first (`#chan` or `&chan`) and
+    /// the words after it; or, when the first word is not a channel, as in
+    /// irssi, the current channel (None if there is none) and all of them.
+    fn channel_first<'a>(&'a self, words: &'a [u8]) -> (Option<&'a [u8]>, &'a [u8]) {
+        let (first, rest) = split_space(words);
+        match first.first() {
+            Some(b'#' | b'&') => (Some(first), rest),
+            _ => (self.channels.last().map(Vec::as_slice), words),
+        }
+    }
+
     /// Queues one IRC message for the server: a line of at most 512 bytes,
     /// cut at its 510th byte if longer, as the C twin's irc_format does.
     pub fn queue(&self, queued: &mut Vec<u8>, command: &str, params: &[&[u8]]) {
@@ -308,25 +319,16 @@ impl Chat {
             b"back" => self.queue(queued, "AWAY", &[]),
             // TOPIC <channel> [:<topic>]: without a text, the server tells
             // the topic (RFC 2812 §3.2.4).
-            b"topic" => {
-                let (channel, text) = match first.first() {
-                    Some(b'#' | b'&') => (Some(first), rest),
-                    _ => (self.channels.last().map(Vec::as_slice), args),
-                };
-                match (channel, text) {
-                    (None, _) => log!("-!- you are on no channel: /topic #chan [text]"),
-                    (Some(channel), b"") => self.queue(queued, "TOPIC", &[channel]),
-                    (Some(channel), text) => self.queue(queued, "TOPIC", &[channel, text]),
-                }
-            }
+            b"topic" => match self.channel_first(args) {
+                (None, _) => log!("-!- you are on no channel: /topic #chan [text]"),
+                (Some(channel), b"") => self.queue(queued, "TOPIC", &[channel]),
+                (Some(channel), text) => self.queue(queued, "TOPIC", &[channel, text]),
+            },
             // KICK <channel> <user> [:<comment>] (RFC 2812 §3.2.8); as in
             // irssi, the channel is the current one when the first word is
             // not a channel's name.
             b"kick" if !first.is_empty() => {
-                let (channel, rest) = match first.first() {
-                    Some(b'#' | b'&') => (Some(first), rest),
-                    _ => (self.channels.last().map(Vec::as_slice), args),
-                };
+                let (channel, rest) = self.channel_first(args);
                 match (channel, split_space(rest)) {
                     (Some(_), (b"", _)) => say!("-!- /kick needs more: /help shows how to use it"),
                     (None, _) => log!("-!- you are on no channel: /kick #chan NICK [reason]"),
