@@ -277,12 +277,7 @@ impl Irc {
             }
         }
         for key in &user.channels {
-            if let Some(channel) = self.channels.get_mut(key) {
-                channel.members.retain(|m| m.id != id);
-                if channel.members.is_empty() {
-                    self.forget_channel(key);
-                }
-            }
+            self.drop_member(key, id);
         }
     }
 }

@@ -201,11 +201,9 @@ impl Irc {
     /// Tells the channel (the leaver included) that `from` leaves it, then
     /// forgets the membership; the last member out removes the channel.
     fn leave(&mut self, out: &mut dyn Outbox, from: Id, key: &[u8], why: Option<&[u8]>) {
-        let (Some(user), Some(channel)) = (self.users.get_mut(&from), self.channels.get_mut(key))
-        else {
+        let (Some(user), Some(channel)) = (self.users.get(&from), self.channels.get(key)) else {
             return;
         };
-        user.channels.retain(|c| c != key);
         let prefix = Some(user.prefix().into_bytes());
         let line = match why {
             Some(why) => format_bytes(prefix.as_deref(), "PART", &[&channel.name, why], true),
@@ -214,19 +212,27 @@ impl Irc {
         for member in &channel.members {
             out.queue(member.id, &line);
         }
-        channel.members.retain(|m| m.id != from);
         let who = format!("{} {} left ", user.peer, user.nick());
         log_bytes(&[who.as_bytes(), &channel.name]);
-        if channel.members.is_empty() {
-            self.forget_channel(key);
-        }
+        self.drop_member(key, from);
     }
 
-    /// Removes a channel its last member left, and the invitations to it.
-    pub(super) fn forget_channel(&mut self, key: &[u8]) {
-        self.channels.remove(key);
-        for user in self.users.values_mut() {
-            user.invited.retain(|k| k != key);
+    /// Takes user `id` off channel `key`, and the channel off the user's
+    /// list; the last member out removes the channel, and the invitations
+    /// to it.
+    pub(super) fn drop_member(&mut self, key: &[u8], id: Id) {
+        if let Some(user) = self.users.get_mut(&id) {
+            user.channels.retain(|k| k != key);
+        }
+        let Some(channel) = self.channels.get_mut(key) else {
+            return;
+        };
+        channel.members.retain(|m| m.id != id);
+        if channel.members.is_empty() {
+            self.channels.remove(key);
+            for user in self.users.values_mut() {
+                user.invited.retain(|k| k != key);
+            }
         }
     }
 
@@ -385,8 +391,7 @@ impl Irc {
                 self.reply(out, from, "401", &[nick, b"No such nick/channel"]);
                 continue;
             };
-            let (Some(user), Some(channel)) =
-                (self.users.get_mut(&target), self.channels.get_mut(&key))
+            let (Some(user), Some(channel)) = (self.users.get(&target), self.channels.get(&key))
             else {
                 return; // the kicker kicked itself out, the last member
             };
@@ -401,11 +406,7 @@ impl Irc {
                 out.queue(member.id, &line);
             }
             log_bytes(&[kicker.as_bytes(), b" kicked ", nick, b" from ", &name]);
-            channel.members.retain(|m| m.id != target);
-            user.channels.retain(|k| *k != key);
-            if channel.members.is_empty() {
-                self.forget_channel(&key);
-            }
+            self.drop_member(&key, target);
         }
     }
 
