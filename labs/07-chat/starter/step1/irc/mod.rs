@@ -225,25 +225,20 @@ impl Irc {
     /// parameter is the user's nick (`*` before it has one), its last one
     /// trailing.
     fn reply(&self, out: &mut dyn Outbox, to: Id, numeric: &str, params: &[&[u8]]) {
-        out.queue(to, &self.numeric(to, numeric, params));
+        out.queue(to, &self.numeric(to, numeric, params, true));
     }
 
     /// A reply whose parameters are words, not text (324's modes, 367's
-    /// mask): the last one without the colon of `reply`.
+    /// mask, 004's mode letters): the last one without the colon of `reply`.
     fn reply_words(&self, out: &mut dyn Outbox, to: Id, numeric: &str, params: &[&[u8]]) {
-        let me = self.users.get(&to).map_or("*", User::nick);
-        let params = [&[me.as_bytes()], params].concat();
-        out.queue(
-            to,
-            &format_bytes(Some(self.name.as_bytes()), numeric, &params, false),
-        );
+        out.queue(to, &self.numeric(to, numeric, params, false));
     }
 
-    /// The line of a reply to `to`.
-    fn numeric(&self, to: Id, numeric: &str, params: &[&[u8]]) -> Vec<u8> {
+    /// The line of a reply to `to`, its last parameter `trailing` or not.
+    fn numeric(&self, to: Id, numeric: &str, params: &[&[u8]], trailing: bool) -> Vec<u8> {
         let me = self.users.get(&to).map_or("*", User::nick);
         let params = [&[me.as_bytes()], params].concat();
-        format_bytes(Some(self.name.as_bytes()), numeric, &params, true)
+        format_bytes(Some(self.name.as_bytes()), numeric, &params, trailing)
     }
 
     /// A reply whose last parameter is a list (353 names, 319 channels),
@@ -256,7 +251,7 @@ impl Irc {
         params: &[&[u8]],
         items: &[Vec<u8>],
     ) {
-        let empty = self.numeric(to, numeric, &[params, &[b""]].concat());
+        let empty = self.numeric(to, numeric, &[params, &[b""]].concat(), true);
         let room = socket_labs::irc::MAX_LINE.saturating_sub(empty.len());
         let mut text = Vec::new();
         for item in items {

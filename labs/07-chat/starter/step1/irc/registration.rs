@@ -198,18 +198,10 @@ impl Irc {
         let created = format!("This server was created {}", self.created);
         self.reply(out, from, "003", &[created.as_bytes()]);
         // <client> <servername> <version> <user modes> <channel modes>
-        // <channel modes with a parameter>: mode letters, not text, so
-        // without the trailing colon of reply().
+        // <channel modes with a parameter>: mode letters, not text.
         let name = self.name.as_bytes();
-        let info = [
-            nick.as_bytes(),
-            name,
-            VERSION.as_bytes(),
-            b"i",
-            b"biklmnostv",
-            b"bklov",
-        ];
-        out.queue(from, &format_bytes(Some(name), "004", &info, false));
+        let info: [&[u8]; 5] = [name, VERSION.as_bytes(), b"i", b"biklmnostv", b"bklov"];
+        self.reply_words(out, from, "004", &info);
         let supported: &[&[u8]] = &[b"are supported by this server"];
         self.reply(out, from, "005", &[ISUPPORT, supported].concat());
         let users = self.users.values().filter(|u| u.registered).count();
