@@ -346,7 +346,7 @@ fn play(port: u16, iterative: bool, exchange: Exchange, echoes: usize) -> Result
         }
         Ok(())
     };
-    let open = |k: usize| -> Result<TcpStream, String> {
+    let open = || -> Result<TcpStream, String> {
         let stream = TcpStream::connect_timeout(&addr, PATIENCE)
             .map_err(|err| format!("connect {addr}: {err}"))?;
         // One small message in flight: no reason to wait for Nagle.
@@ -354,7 +354,6 @@ fn play(port: u16, iterative: bool, exchange: Exchange, echoes: usize) -> Result
         stream
             .set_read_timeout(Some(PATIENCE))
             .map_err(|err| format!("setsockopt {addr}: {err}"))?;
-        let _ = k;
         Ok(stream)
     };
     // Shut down our side and wait for the server to close its own: the
@@ -372,7 +371,7 @@ fn play(port: u16, iterative: bool, exchange: Exchange, echoes: usize) -> Result
     };
     if iterative {
         for k in 0..exchange.conns {
-            let mut stream = open(k)?;
+            let mut stream = open()?;
             for _ in 0..echoes {
                 trip(&mut stream, k)?;
             }
@@ -382,7 +381,7 @@ fn play(port: u16, iterative: bool, exchange: Exchange, echoes: usize) -> Result
     }
     let mut streams = Vec::with_capacity(exchange.conns);
     for k in 0..exchange.conns {
-        let mut stream = open(k)?;
+        let mut stream = open()?;
         trip(&mut stream, k)?;
         streams.push(stream);
     }
