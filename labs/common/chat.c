@@ -4,6 +4,7 @@
  * relays it: shown and sent as it came.
  */
 #include "chat.h"
+#include "labs.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -364,14 +365,12 @@ static char *words(const struct irc_message *m, int from, int until, char *out, 
 
 /* A time in seconds since 1970 (333, 329) as 2025-01-31 14:05:09 UTC;
  * anything else, or past the year 9999, as it came. */
-static const char *date(const char *text, char *out, size_t size)
+static const char *date(const char *text, char out[UTC_LEN])
 {
-    struct tm *tm;
     size_t len = strlen(text);
     unsigned long long secs = strtoull(text, NULL, 10);
-    time_t t = (time_t)secs;
     if (len == 0 || strspn(text, "0123456789") != len || secs >= 253402300800ULL ||
-        (tm = gmtime(&t)) == NULL || strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", tm) == 0)
+        utc_date((time_t)secs, out)[0] == '\0')
         return text;
     return out;
 }
@@ -379,7 +378,7 @@ static const char *date(const char *text, char *out, size_t size)
 void chat_receive(const char *line, size_t len)
 {
     struct irc_message m;
-    char from[IRC_MAX_LINE + 1] = "", text[2 * IRC_MAX_LINE], when[64];
+    char from[IRC_MAX_LINE + 1] = "", text[2 * IRC_MAX_LINE], when[UTC_LEN];
     if (!irc_parse(&m, line, len))
         return;
     if (raw) {
@@ -521,13 +520,13 @@ void chat_receive(const char *line, size_t len)
         chat_say("-!- topic of %s: %s", P(1), last);
     } else if (!strcmp(code, "333")) {
         /* 333 <me> <channel> <nick> <set at> */
-        chat_say("-!- topic of %s set by %s on %s", P(1), P(2), date(P(3), when, sizeof when));
+        chat_say("-!- topic of %s set by %s on %s", P(1), P(2), date(P(3), when));
     } else if (!strcmp(code, "324")) {
         /* Channel modes: 324 <me> <channel> <modes> [<args>...],
          * 329 <me> <channel> <created> */
         chat_say("-!- modes of %s: %s", P(1), words(&m, 2, m.nparams, text, sizeof text));
     } else if (!strcmp(code, "329")) {
-        chat_say("-!- %s was created on %s", P(1), date(P(2), when, sizeof when));
+        chat_say("-!- %s was created on %s", P(1), date(P(2), when));
     } else if (!strcmp(code, "341")) {
         /* INVITE: 341 RPL_INVITING <me> <nick> <channel> */
         chat_say("-!- you invited %s to %s", P(1), P(2));

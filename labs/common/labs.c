@@ -320,6 +320,14 @@ long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+char *utc_date(time_t t, char *out)
+{
+    struct tm *tm = gmtime(&t);
+    if (tm == NULL || strftime(out, UTC_LEN, "%Y-%m-%d %H:%M:%S UTC", tm) == 0)
+        out[0] = '\0';
+    return out;
+}
+
 void token_bucket_init(struct token_bucket *b, unsigned long long burst, unsigned long long rate)
 {
     b->burst = burst;

@@ -102,6 +102,11 @@ int refuse_one(int listener, int *spare, const char *local);
  * CLOCK_MONOTONIC), from an arbitrary start. */
 long long now_us(void);
 
+/* t as the labs write a date, "2025-01-31 14:05:09 UTC" (src/date.rs's
+ * utc), into out, of at least UTC_LEN bytes: out, or "" if gmtime(3) fails. */
+#define UTC_LEN 32
+char *utc_date(time_t t, char *out);
+
 /* A token bucket (src/rate.rs): it holds at most burst tokens and gains
  * rate a second; each use takes one, and with none left the use is refused.
  * So burst uses pass at once, then rate a second. Counted in millionths of

@@ -156,7 +156,7 @@ static int nclients, maxclients;
 static struct channel *channels; /* sorted by folded name: NAMES and LIST show them so */
 static int nchannels;
 static const char *server_name = "chat.socket-labs";
-static char created[64]; /* when the server started, for 003 */
+static char created[UTC_LEN]; /* when the server started, for 003 */
 static int max_users;    /* the most users registered at once (265) */
 static char (*motd_text)[MOTD_LINE + 1]; /* --motd's lines; NULL without a file */
 static int motd_lines;
@@ -1324,7 +1324,7 @@ static void away(struct client *c, char **p, int n)
  * each, 406 if none; always ended by 369 (RFC 2812 §3.6.3). */
 static void whowas(struct client *c, char **p, int n)
 {
-    char until[64], *end;
+    char until[UTC_LEN], *end;
     long count = n > 1 ? strtol(p[1], &end, 10) : 0;
     int found = 0;
     if (n < 1 || p[0][0] == '\0') {
@@ -1338,9 +1338,8 @@ static void whowas(struct client *c, char **p, int n)
         if (irc_casecmp(w->nick, p[0]) != 0) /* the same nick whatever its case */
             continue;
         found++;
-        strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S UTC", gmtime(&w->when));
         reply(c, "314", w->nick, w->name, w->host, "*", w->realname, NULL);
-        reply(c, "312", w->nick, server_name, until, NULL);
+        reply(c, "312", w->nick, server_name, utc_date(w->when, until), NULL);
     }
     if (!found)
         reply(c, "406", p[0], "There was no such nickname", NULL);
@@ -1385,12 +1384,11 @@ static void lusers(struct client *c, char **p, int n)
  * reads it, in UTC as 003 and the log: the same on every machine. */
 static void server_time(struct client *c, char **p, int n)
 {
-    char unix_time[24], text[64];
+    char unix_time[24], text[UTC_LEN];
     time_t now = time(NULL);
     (void)p, (void)n;
     snprintf(unix_time, sizeof unix_time, "%lld", (long long)now);
-    strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-    reply(c, "391", server_name, unix_time, text, NULL);
+    reply(c, "391", server_name, unix_time, utc_date(now, text), NULL);
 }
 
 /* MOTD: 375, a 372 per line of the --motd file, 376; 422 without a file. */
@@ -1690,8 +1688,7 @@ int main(int argc, char **argv)
     printf("listening on %s\n", local);
     printf("descriptor limit %llu (RLIMIT_NOFILE)\n", limit);
 
-    time_t started = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%d %H:%M:%S UTC", gmtime(&started));
+    utc_date(time(NULL), created);
 
     if ((fds = malloc(sizeof *fds)) == NULL)
         die("malloc", "pollfd");
